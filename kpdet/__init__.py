@@ -1,0 +1,3 @@
+"""kpdet: heatmap keypoint detection in PyTorch."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,158 @@
+"""The config schema and loading: schema defaults, then a YAML file, then `key=value` overrides.
+
+Strict: OmegaConf structured configs reject unknown keys and wrong types, and
+the error names the key. `loss` and `codec` are free-form dicts (`type` plus
+that loss's or codec's parameters), checked by their constructors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+@dataclass
+class SplitConfig:
+    ann_file: str = ""  # COCO keypoints JSON
+    img_dir: str = ""  # folder that the JSON's file_name entries are relative to
+
+
+@dataclass
+class AugConfig:
+    flip_prob: float = 0.5  # horizontal flip, keypoints swapped by flip pairs
+    scale_factor: float = 0.25  # crop scale drawn from [1 - f, 1 + f]
+    rotation: float = 30.0  # degrees, drawn from [-r, r]
+    rotation_prob: float = 0.6  # share of samples that get a rotation
+    shift_factor: float = 0.0  # centre shift, fraction of the box size
+    photometric: bool = True  # albumentations colour / blur / noise
+
+
+@dataclass
+class SyntheticConfig:
+    generate: bool = False  # write the synthetic dataset under `root` when it is missing
+    root: str = "data/synthetic"  # git-ignored folder; train.json, val.json, images/
+    seed: int = 0
+    num_train: int = 2000  # images
+    num_val: int = 200
+
+
+@dataclass
+class DataConfig:
+    train: SplitConfig = field(default_factory=SplitConfig)
+    val: SplitConfig = field(default_factory=SplitConfig)
+    test: SplitConfig = field(default_factory=SplitConfig)  # defaults to val when empty
+    num_workers: int = 2  # DataLoader worker processes
+    bbox_padding: float = 1.25  # crop = box * padding, then fit to the input aspect ratio
+    category_id: Optional[int] = None  # COCO category to use; None = the first with keypoints
+    flip_pairs: Optional[list[list[int]]] = None  # 0-based; None = derived from names
+    oks_sigmas: Optional[list[float]] = None  # None = COCO's for COCO names, else 0.05 each
+    skip_invalid: bool = False  # skip (and count) bad samples instead of failing
+    aug: AugConfig = field(default_factory=AugConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet18"  # resnet18 | resnet34 | resnet50
+    pretrained: Optional[str] = None  # None | imagenet | path to a local weights file
+    input_size: list[int] = field(default_factory=lambda: [192, 256])  # [W, H] network input
+    head_channels: int = 256  # SimpleBaseline deconvolution width
+    num_deconv: int = 3  # each doubles the resolution: stride 32 -> 4
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    optimizer: str = "adam"  # adam | adamw
+    weight_decay: float = 0.0
+    scheduler: str = "cosine"  # cosine | step
+    warmup_iters: int = 100  # linear warm-up from 0.001 * lr
+    lr_steps: list[int] = field(default_factory=lambda: [170, 200])  # epochs, for scheduler=step
+    lr_gamma: float = 0.1
+    grad_clip: Optional[float] = None  # max gradient norm
+    amp: str = "none"  # none | bf16 | fp16 (CUDA autocast)
+    val_interval: int = 1  # epochs between validations
+    log_interval: int = 20  # iterations between scalar logs
+    max_iters_per_epoch: Optional[int] = None  # cap, for smoke tests
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 64
+    flip_test: bool = False  # average with the heatmaps of the flipped crop
+    vis_images: int = 8  # validation crops drawn to TensorBoard each validation
+
+
+@dataclass
+class Config:
+    work_dir: str = "work_dirs/run"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    resume: Optional[str] = None  # auto | path to a checkpoint | None
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: dict[str, Any] = field(default_factory=lambda: {"type": "distance_aware_focal"})
+    codec: dict[str, Any] = field(default_factory=lambda: {"type": "msra", "sigma": 2.0})
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> DictConfig:
+    """Schema defaults, merged with the YAML at `path`, then the `key=value` overrides."""
+    cfg = OmegaConf.structured(Config)
+    try:
+        if path is not None:
+            cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
+        for item in overrides:
+            cfg = OmegaConf.merge(cfg, _parse_override(item))
+    except OmegaConfBaseException as error:
+        where = f" in {path}" if path else ""
+        raise ConfigError(f"config error{where}: {error.msg} (key: {error.full_key})") from None
+    _check(cfg)
+    return cfg
+
+
+def _parse_override(item: str) -> DictConfig:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key=value")
+    key, value = item.split("=", 1)
+    parsed = OmegaConf.create({"v": value} if value else {"v": None})
+    # YAML typing of the value: 3 -> int, 1e-3 -> float, [1,2] -> list, null -> None.
+    parsed = OmegaConf.create(f"v: {value}") if value else parsed
+    node = OmegaConf.create()
+    OmegaConf.update(node, key, parsed.v, force_add=True)
+    return node
+
+
+_CHOICES = {
+    "device": ("auto", "cpu", "cuda"),
+    "train.optimizer": ("adam", "adamw"),
+    "train.scheduler": ("cosine", "step"),
+    "train.amp": ("none", "bf16", "fp16"),
+    "model.backbone": ("resnet18", "resnet34", "resnet50"),
+}
+
+
+def _check(cfg: DictConfig) -> None:
+    for key, choices in _CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in choices:
+            raise ConfigError(f"{key}={value!r} is not one of {', '.join(choices)}")
+    for key in ("loss", "codec"):
+        if "type" not in cfg[key]:
+            raise ConfigError(f"{key} needs a 'type' key (for example {key}.type=...)")
+    if len(cfg.model.input_size) != 2:
+        raise ConfigError(f"model.input_size must be [W, H], got {list(cfg.model.input_size)}")
+
+
+def save_config(cfg: DictConfig, path: str | Path) -> None:
+    OmegaConf.save(cfg, path)

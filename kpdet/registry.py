@@ -1,0 +1,61 @@
+"""Name -> constructor registries: register with a decorator, build from a name or a dict."""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Mapping
+
+
+class Registry:
+    """A named table of constructors (losses, codecs, models, ...).
+
+    >>> LOSSES = Registry("loss")
+    >>> @LOSSES.register("distance_aware_focal", aliases=("daf",))
+    ... class DistanceAwareFocalLoss: ...
+    >>> LOSSES.build({"type": "daf", "alpha": 2})
+    """
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Callable[..., Any]] = {}
+        self._aliases: dict[str, str] = {}
+
+    def register(self, name: str, aliases: Iterable[str] = ()) -> Callable:
+        def decorator(obj: Callable[..., Any]) -> Callable[..., Any]:
+            for key in (name, *aliases):
+                if key in self._entries or key in self._aliases:
+                    raise KeyError(f"{self.kind} {key!r} is already registered")
+            self._entries[name] = obj
+            for alias in aliases:
+                self._aliases[alias] = name
+            return obj
+
+        return decorator
+
+    def canonical(self, name: str) -> str:
+        """The registered name for `name` or one of its aliases."""
+        name = self._aliases.get(name, name)
+        if name not in self._entries:
+            known = ", ".join(self.names(with_aliases=True))
+            raise KeyError(f"unknown {self.kind} {name!r}; known: {known}")
+        return name
+
+    def get(self, name: str) -> Callable[..., Any]:
+        return self._entries[self.canonical(name)]
+
+    def names(self, with_aliases: bool = False) -> list[str]:
+        names = list(self._entries)
+        if with_aliases:
+            names += list(self._aliases)
+        return sorted(names)
+
+    def build(self, spec: str | Mapping[str, Any], **extra: Any) -> Any:
+        """Build from `"name"` or `{"type": name, **params}`; `extra` fills params not in spec."""
+        if isinstance(spec, str):
+            spec = {"type": spec}
+        params = dict(spec)
+        if "type" not in params:
+            raise KeyError(f"{self.kind} spec needs a 'type' key, got {dict(spec)}")
+        name = params.pop("type")
+        return self.get(name)(**{**extra, **params})
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries or name in self._aliases
