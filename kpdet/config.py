@@ -6,9 +6,10 @@ that loss's or codec's parameters), checked by their constructors.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -46,9 +47,9 @@ class DataConfig:
     test: SplitConfig = field(default_factory=SplitConfig)  # defaults to val when empty
     num_workers: int = 2  # DataLoader worker processes
     bbox_padding: float = 1.25  # crop = box * padding, then fit to the input aspect ratio
-    category_id: Optional[int] = None  # COCO category to use; None = the first with keypoints
-    flip_pairs: Optional[list[list[int]]] = None  # 0-based; None = derived from names
-    oks_sigmas: Optional[list[float]] = None  # None = COCO's for COCO names, else 0.05 each
+    category_id: int | None = None  # COCO category to use; None = the first with keypoints
+    flip_pairs: list[list[int]] | None = None  # 0-based; None = derived from names
+    oks_sigmas: list[float] | None = None  # None = COCO's for COCO names, else 0.05 each
     skip_invalid: bool = False  # skip (and count) bad samples instead of failing
     aug: AugConfig = field(default_factory=AugConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -57,7 +58,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     backbone: str = "resnet18"  # resnet18 | resnet34 | resnet50
-    pretrained: Optional[str] = None  # None | imagenet | path to a local weights file
+    pretrained: str | None = None  # None | imagenet | path to a local weights file
     input_size: list[int] = field(default_factory=lambda: [192, 256])  # [W, H] network input
     head_channels: int = 256  # SimpleBaseline deconvolution width
     num_deconv: int = 3  # each doubles the resolution: stride 32 -> 4
@@ -74,11 +75,11 @@ class TrainConfig:
     warmup_iters: int = 100  # linear warm-up from 0.001 * lr
     lr_steps: list[int] = field(default_factory=lambda: [170, 200])  # epochs, for scheduler=step
     lr_gamma: float = 0.1
-    grad_clip: Optional[float] = None  # max gradient norm
+    grad_clip: float | None = None  # max gradient norm
     amp: str = "none"  # none | bf16 | fp16 (CUDA autocast)
     val_interval: int = 1  # epochs between validations
     log_interval: int = 20  # iterations between scalar logs
-    max_iters_per_epoch: Optional[int] = None  # cap, for smoke tests
+    max_iters_per_epoch: int | None = None  # cap, for smoke tests
 
 
 @dataclass
@@ -86,6 +87,7 @@ class EvalConfig:
     batch_size: int = 64
     flip_test: bool = False  # average with the heatmaps of the flipped crop
     vis_images: int = 8  # validation crops drawn to TensorBoard each validation
+    best_metric: str = "AP"  # metrics.json key that picks best.pt (higher is better)
 
 
 @dataclass
@@ -93,7 +95,7 @@ class Config:
     work_dir: str = "work_dirs/run"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    resume: Optional[str] = None  # auto | path to a checkpoint | None
+    resume: str | None = None  # auto | path to a checkpoint | None
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: dict[str, Any] = field(default_factory=lambda: {"type": "distance_aware_focal"})
@@ -106,31 +108,28 @@ class ConfigError(ValueError):
     """A config file or override that does not fit the schema."""
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> DictConfig:
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:
     """Schema defaults, merged with the YAML at `path`, then the `key=value` overrides."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
     cfg = OmegaConf.structured(Config)
+    source = path
     try:
         if path is not None:
             cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
-        for item in overrides:
-            cfg = OmegaConf.merge(cfg, _parse_override(item))
+        source = "the overrides"
+        dotlist = OmegaConf.from_dotlist(list(overrides))  # values typed as YAML: 3, 1e-3, [1, 2], null
+        cfg = OmegaConf.merge(cfg, dotlist)
+        for key in ("loss", "codec"):
+            # A new loss.type/codec.type starts afresh: the file's parameters belonged to the old one.
+            if key in dotlist and "type" in dotlist[key]:
+                cfg[key] = dotlist[key]
     except OmegaConfBaseException as error:
-        where = f" in {path}" if path else ""
-        raise ConfigError(f"config error{where}: {error.msg} (key: {error.full_key})") from None
+        message = str(error.msg).splitlines()[0]
+        raise ConfigError(f"config error in {source}: key {error.full_key!r}: {message}") from None
     _check(cfg)
     return cfg
-
-
-def _parse_override(item: str) -> DictConfig:
-    if "=" not in item:
-        raise ConfigError(f"override {item!r} is not of the form key=value")
-    key, value = item.split("=", 1)
-    parsed = OmegaConf.create({"v": value} if value else {"v": None})
-    # YAML typing of the value: 3 -> int, 1e-3 -> float, [1,2] -> list, null -> None.
-    parsed = OmegaConf.create(f"v: {value}") if value else parsed
-    node = OmegaConf.create()
-    OmegaConf.update(node, key, parsed.v, force_add=True)
-    return node
 
 
 _CHOICES = {

@@ -1,0 +1,1 @@
+"""Training and evaluation. Nothing in kpdet imports the engine; tools call it."""

@@ -1,0 +1,113 @@
+"""Config -> objects. The only place that reads the config tree; constructors take plain arguments."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, DistributedSampler
+
+from kpdet.codecs import build_codec
+from kpdet.data import build_dataset
+from kpdet.losses import build_loss
+from kpdet.models import SIGMOID_PRIOR_BIAS, build_model, output_stride
+
+FOCAL_LOSSES = ("distance_aware_focal", "daf")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda but CUDA is not available (use device=auto or device=cpu)")
+    return torch.device(name)
+
+
+def prepare_data(cfg: DictConfig) -> None:
+    """Generate the synthetic dataset when the config asks for it and its files are missing."""
+    synthetic = cfg.data.synthetic
+    root = Path(synthetic.root).resolve()
+    wanted = [Path(s.ann_file).resolve() for s in (cfg.data.train, cfg.data.val) if s.ann_file]
+    if synthetic.generate and any(root in p.parents and not p.exists() for p in wanted):
+        from kpdet.data.synthetic import ensure_synthetic
+
+        print(f"generating the synthetic dataset under {root} (seed {synthetic.seed}) ...", flush=True)
+        ensure_synthetic(root, num_train=synthetic.num_train, num_val=synthetic.num_val, seed=synthetic.seed)
+
+
+def build_split(cfg: DictConfig, split: str, train: bool):
+    split_cfg = cfg.data[split]
+    if split == "test" and not split_cfg.ann_file:
+        split_cfg = cfg.data.val
+    if not split_cfg.ann_file:
+        raise ValueError(f"data.{split}.ann_file is not set")
+    return build_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train)
+
+
+def build_loader(dataset, batch_size: int, num_workers: int, train: bool, seed: int,
+                 world_size: int = 1, rank: int = 0) -> DataLoader:
+    """Shuffled by a DistributedSampler (also for one process) so that each epoch's order
+    depends only on (seed, epoch): call `loader.sampler.set_epoch(epoch)`."""
+    sampler = DistributedSampler(dataset, world_size, rank, shuffle=train, seed=seed, drop_last=train)
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+        drop_last=train, pin_memory=torch.cuda.is_available(), worker_init_fn=seed_worker,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def seed_worker(worker_id: int) -> None:
+    """NumPy and Python RNGs of a loader worker follow torch's per-worker seed."""
+    import random
+
+    import numpy as np
+
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def build_loss_from_cfg(cfg: DictConfig):
+    return build_loss(OmegaConf.to_container(cfg.loss, resolve=True))
+
+
+def build_codec_from_cfg(cfg: DictConfig):
+    width, height = cfg.model.input_size
+    stride = output_stride(cfg.model.num_deconv)
+    spec = OmegaConf.to_container(cfg.codec, resolve=True)
+    return build_codec(spec, input_size=(width, height), heatmap_size=(width // stride, height // stride),
+                       **_focal_codec_params(cfg))
+
+
+def _focal_codec_params(cfg: DictConfig) -> dict:
+    """distance_aware_focal needs exactly one 1.0 per visible keypoint (contract)."""
+    return {"one_positive": True} if cfg.loss.type in FOCAL_LOSSES else {}
+
+
+def build_model_from_cfg(cfg: DictConfig, num_keypoints: int, activation: str):
+    final_bias = SIGMOID_PRIOR_BIAS if activation == "sigmoid" else 0.0
+    m = cfg.model
+    return build_model(m.backbone, num_keypoints, m.pretrained, m.head_channels, m.num_deconv, final_bias)
+
+
+def build_optimizer(cfg: DictConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[cfg.train.optimizer]
+    return kind(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+
+
+def build_scheduler(cfg: DictConfig, optimizer, iters_per_epoch: int):
+    """Per-iteration LambdaLR: linear warm-up from 0.001 * lr, then cosine to 0 or steps at epochs."""
+    t = cfg.train
+    total = max(1, t.epochs * iters_per_epoch)
+    warmup = min(t.warmup_iters, total - 1)
+    milestones = [e * iters_per_epoch for e in t.lr_steps]
+
+    def factor(it: int) -> float:
+        if it < warmup:
+            return 0.001 + (1 - 0.001) * it / warmup
+        if t.scheduler == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * (it - warmup) / max(1, total - warmup)))
+        return t.lr_gamma ** sum(it >= m for m in milestones)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -1,0 +1,40 @@
+"""TensorBoard and console output. Keys by role (`loss/total`, `val/AP`) so runs overlay."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+class TensorBoardLogger:
+    """Thin wrapper over SummaryWriter; `enabled=False` (non-zero DDP ranks) makes every call a no-op."""
+
+    def __init__(self, log_dir: str | Path, enabled: bool = True):
+        self.log_dir = Path(log_dir)
+        self.writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.log_dir))
+
+    def scalars(self, step: int, values: dict[str, float], prefix: str = "") -> None:
+        if self.writer is not None:
+            for key, value in values.items():
+                self.writer.add_scalar(prefix + key, value, step)
+
+    def image(self, tag: str, step: int, picture: np.ndarray) -> None:
+        """picture: uint8 [H, W, 3] RGB."""
+        if self.writer is not None:
+            self.writer.add_image(tag, picture, step, dataformats="HWC")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    """Two-column text table."""
+    width = max(len(k) for k in metrics) if metrics else 0
+    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
+    lines += [f"{key:<{width}}  {value:.4f}" for key, value in metrics.items()]
+    return "\n".join(lines)

@@ -1,0 +1,157 @@
+"""The run: build from config, resume, train with periodic validation, checkpoint, report."""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from kpdet.config import save_config
+from kpdet.engine import builders
+from kpdet.engine.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from kpdet.engine.evaluate import evaluate
+from kpdet.engine.logger import TensorBoardLogger, format_metrics
+from kpdet.engine.train import train_one_epoch
+from kpdet.predict import HeatmapPredictor
+from kpdet.vis import prediction_panel
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    best: float = float("-inf")  # best value of eval.best_metric
+    last_metrics: dict | None = None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_predictor(model, codec, activation: str, flip_index=None) -> HeatmapPredictor:
+    flip = getattr(codec, "flip_heatmaps", None) if flip_index is not None else None
+    return HeatmapPredictor(model, codec, activation, flip_index if flip else None, flip)
+
+
+def fit(cfg: DictConfig) -> dict[str, float]:
+    """Train per `cfg`; writes config.yaml, last.pt, best.pt, metrics.json and TensorBoard files."""
+    work_dir = Path(cfg.work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    device = builders.resolve_device(cfg.device)
+    builders.prepare_data(cfg)
+    train_set = builders.build_split(cfg, "train", train=True)
+    val_set = builders.build_split(cfg, "val", train=False)
+    loss_fn = builders.build_loss_from_cfg(cfg).to(device)
+    codec = builders.build_codec_from_cfg(cfg)
+    model = builders.build_model_from_cfg(cfg, train_set.spec.num_keypoints, loss_fn.activation).to(device)
+    train_loader = builders.build_loader(train_set, cfg.train.batch_size, cfg.data.num_workers, True, cfg.seed)
+    val_loader = builders.build_loader(val_set, cfg.eval.batch_size, cfg.data.num_workers, False,
+                                       cfg.seed)
+    iters = len(train_loader) if cfg.train.max_iters_per_epoch is None else min(
+        len(train_loader), cfg.train.max_iters_per_epoch)
+    optimizer = builders.build_optimizer(cfg, model)
+    scheduler = builders.build_scheduler(cfg, optimizer, iters)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.amp == "fp16" and device.type == "cuda")
+    state = _resume(cfg, work_dir, model, optimizer, scheduler, scaler)
+    save_config(cfg, work_dir / "config.yaml")
+    logger = TensorBoardLogger(work_dir / "tb")
+    flip_index = val_set.spec.flip_index if cfg.eval.flip_test else None
+    predictor = make_predictor(model, codec, loss_fn.activation, flip_index)
+    log = lambda step, values: logger.scalars(step, values)
+    for epoch in range(state.epoch, cfg.train.epochs):
+        _seed_epoch(cfg.seed, epoch, train_loader)
+        state.step, mean_loss = train_one_epoch(
+            model, loss_fn, codec, train_loader, optimizer, scheduler, scaler, device, epoch, state.step,
+            cfg.train.amp, cfg.train.grad_clip, cfg.train.max_iters_per_epoch, log, cfg.train.log_interval)
+        state.epoch = epoch + 1
+        logger.scalars(state.step, {"loss/epoch": mean_loss})
+        if state.epoch % cfg.train.val_interval == 0 or state.epoch == cfg.train.epochs:
+            state.last_metrics = _validate(cfg, predictor, val_loader, val_set, device, logger, state.step)
+            _save_best(cfg, work_dir, model, state)
+        save_atomic(_checkpoint(cfg, model, optimizer, scheduler, scaler, state), work_dir / "last.pt")
+    logger.close()
+    metrics = state.last_metrics or _validate(cfg, predictor, val_loader, val_set, device, logger, state.step)
+    (work_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _seed_epoch(seed: int, epoch: int, loader) -> None:
+    """Each epoch's data order and augmentation depend on (seed, epoch) alone: resumable exactly."""
+    loader.sampler.set_epoch(epoch)
+    loader.generator.manual_seed(seed * 1000 + epoch)
+    seed_everything(seed * 1000 + epoch)
+
+
+def _validate(cfg, predictor, loader, dataset, device, logger, step) -> dict[str, float]:
+    metrics = evaluate(predictor, loader, dataset, device)
+    logger.scalars(step, metrics, prefix="val/")
+    if cfg.eval.vis_images > 0:
+        logger.image("val/predictions", step, _panel(predictor, dataset, cfg.eval.vis_images, device))
+    print(f"validation at step {step}:\n{format_metrics(metrics)}", flush=True)
+    return metrics
+
+
+@torch.no_grad()
+def _panel(predictor: HeatmapPredictor, dataset, count: int, device) -> np.ndarray:
+    """The first `count` validation crops: GT and predicted skeletons, heatmap overlay."""
+    samples = [dataset[i] for i in range(min(count, len(dataset)))]
+    images = torch.stack([s["image"] for s in samples])
+    keypoints, _, scores = predictor(images.to(device))
+    return prediction_panel(
+        images.numpy(), torch.stack([s["keypoints"] for s in samples]).numpy(),
+        torch.stack([s["visible"] for s in samples]).numpy(), keypoints.cpu().numpy(),
+        scores.cpu().numpy(), dataset.spec.skeleton)
+
+
+def _save_best(cfg, work_dir: Path, model, state: TrainState) -> None:
+    value = state.last_metrics[cfg.eval.best_metric]
+    if value > state.best:
+        state.best = value
+        save_atomic({"model": model.state_dict(), "epoch": state.epoch, "metrics": state.last_metrics,
+                     "config": OmegaConf.to_yaml(cfg)}, work_dir / "best.pt")
+
+
+def _checkpoint(cfg, model, optimizer, scheduler, scaler, state: TrainState) -> dict:
+    return {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+        "state": asdict(state), "rng": rng_state(), "config": OmegaConf.to_yaml(cfg),
+    }
+
+
+def _resume(cfg, work_dir: Path, model, optimizer, scheduler, scaler) -> TrainState:
+    """resume=auto continues from work_dir/last.pt when it exists; a path resumes from that file."""
+    if cfg.resume is None:
+        return TrainState()
+    path = work_dir / "last.pt" if cfg.resume == "auto" else Path(cfg.resume)
+    if cfg.resume == "auto" and not path.exists():
+        return TrainState()
+    checkpoint = load_checkpoint(path)
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    scaler.load_state_dict(checkpoint["scaler"])
+    set_rng_state(checkpoint["rng"])
+    print(f"resumed from {path} at epoch {checkpoint['state']['epoch']}", flush=True)
+    return TrainState(**checkpoint["state"])
+
+
+def test(cfg: DictConfig, checkpoint_path: str, split: str = "test") -> dict[str, float]:
+    """Evaluate a checkpoint's model on `split` (test falls back to val when unset)."""
+    device = builders.resolve_device(cfg.device)
+    dataset = builders.build_split(cfg, split, train=False)
+    loss_fn = builders.build_loss_from_cfg(cfg)
+    codec = builders.build_codec_from_cfg(cfg)
+    model = builders.build_model_from_cfg(cfg, dataset.spec.num_keypoints, loss_fn.activation)
+    model.load_state_dict(load_checkpoint(checkpoint_path)["model"])
+    model.to(device)
+    loader = builders.build_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, False, cfg.seed)
+    flip_index = dataset.spec.flip_index if cfg.eval.flip_test else None
+    return evaluate(make_predictor(model, codec, loss_fn.activation, flip_index), loader, dataset, device)

@@ -1,0 +1,41 @@
+"""SimpleBaseline head (Xiao et al. 2018): deconvolutions to stride-4 heatmap logits."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class DeconvHead(nn.Module):
+    """[B, C_in, h, w] -> [B, K, h * 2^num_deconv, w * 2^num_deconv] raw logits.
+
+    Each deconvolution (kernel 4, stride 2) + BN + ReLU doubles the resolution;
+    a 1x1 convolution gives one channel per keypoint. `final_bias` sets the
+    initial bias of that convolution: -2.19 = -log((1 - 0.1) / 0.1) makes
+    sigmoid outputs start near 0.1 (the CenterNet / focal-loss prior).
+    """
+
+    def __init__(self, in_channels: int, num_keypoints: int, channels: int = 256,
+                 num_deconv: int = 3, final_bias: float = 0.0):
+        super().__init__()
+        layers = []
+        for i in range(num_deconv):
+            layers += [
+                nn.ConvTranspose2d(in_channels if i == 0 else channels, channels, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(channels),
+                nn.ReLU(inplace=True),
+            ]
+        self.deconv = nn.Sequential(*layers)
+        self.final = nn.Conv2d(channels if num_deconv else in_channels, num_keypoints, 1)
+        self._init_weights(final_bias)
+
+    def _init_weights(self, final_bias: float) -> None:
+        for module in self.modules():
+            if isinstance(module, (nn.ConvTranspose2d, nn.Conv2d)):
+                nn.init.normal_(module.weight, std=0.001)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        nn.init.constant_(self.final.bias, final_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.final(self.deconv(x))

@@ -1,0 +1,56 @@
+"""From network output to keypoints: the loss's activation, optional flip testing, the codec's decode."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+
+def apply_activation(logits: torch.Tensor, activation: str) -> torch.Tensor:
+    """Heatmap scores from head output [B, K, H, W], per the loss's `activation`."""
+    if activation == "sigmoid":
+        return torch.sigmoid(logits)
+    if activation == "softmax":
+        return torch.softmax(logits, dim=1)
+    if activation == "identity":
+        return logits
+    raise ValueError(f"unknown activation {activation!r}; known: sigmoid, softmax, identity")
+
+
+def crop_to_image(points: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
+    """Input-crop px [B, K, 2] -> image px with per-sample affine matrices [B, 2, 3]."""
+    return points @ affine[:, :, :2].transpose(1, 2) + affine[:, None, :, 2]
+
+
+class HeatmapPredictor:
+    """Wraps model + codec + activation: normalised crops [B, 3, H, W] -> keypoints in crop px.
+
+    flip_index: keypoint order after a horizontal flip; when given, the
+    heatmaps of the mirrored crop (mapped back by `flip_heatmaps`) are averaged
+    with the original ones (flip testing).
+    """
+
+    def __init__(self, model: nn.Module, codec, activation: str,
+                 flip_index: Sequence[int] | None = None, flip_heatmaps: Callable | None = None):
+        self.model = model
+        self.codec = codec
+        self.activation = activation
+        self.flip_index = list(flip_index) if flip_index is not None else None
+        self.flip_heatmaps = flip_heatmaps
+
+    @torch.no_grad()
+    def heatmaps(self, images: torch.Tensor) -> torch.Tensor:
+        """Scores [B, K, h, w] in float32."""
+        scores = apply_activation(self.model(images).float(), self.activation)
+        if self.flip_index is not None:
+            flipped = apply_activation(self.model(images.flip(-1)).float(), self.activation)
+            scores = 0.5 * (scores + self.flip_heatmaps(flipped, self.flip_index))
+        return scores
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (keypoints [B, K, 2] crop px, confidences [B, K], scores [B, K, h, w])."""
+        scores = self.heatmaps(images)
+        keypoints, confidences = self.codec.decode(scores)
+        return keypoints, confidences, scores

@@ -1,0 +1,25 @@
+"""Train: python tools/train.py CONFIG [key=value ...]"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kpdet.config import load_config  # noqa: E402
+from kpdet.engine.logger import format_metrics  # noqa: E402
+from kpdet.engine.runner import fit  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("config", help="YAML config, e.g. configs/synthetic/focal.yaml")
+    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.epochs=3")
+    args = parser.parse_args()
+    cfg = load_config(args.config, args.overrides)
+    metrics = fit(cfg)
+    print(f"\nfinal metrics ({cfg.work_dir}/metrics.json):\n{format_metrics(metrics)}")
+    print(f"\nTensorBoard: tensorboard --logdir {Path(cfg.work_dir).parent}")
+
+
+if __name__ == "__main__":
+    main()
