@@ -151,6 +151,9 @@ def _check(cfg: DictConfig) -> None:
             raise ConfigError(f"{key} needs a 'type' key (for example {key}.type=...)")
     if len(cfg.model.input_size) != 2:
         raise ConfigError(f"model.input_size must be [W, H], got {list(cfg.model.input_size)}")
+    if any(side % 32 for side in cfg.model.input_size):
+        raise ConfigError(f"model.input_size sides must be multiples of 32 (the backbone stride), "
+                          f"got {list(cfg.model.input_size)}")
 
 
 def save_config(cfg: DictConfig, path: str | Path) -> None:

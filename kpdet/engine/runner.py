@@ -39,45 +39,67 @@ def make_predictor(model, codec, activation: str, flip_index=None) -> HeatmapPre
     return HeatmapPredictor(model, codec, activation, flip_index if flip else None, flip)
 
 
-def fit(cfg: DictConfig) -> dict[str, float]:
-    """Train per `cfg`; writes config.yaml, last.pt, best.pt, metrics.json and TensorBoard files."""
-    work_dir = Path(cfg.work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.seed)
+@dataclass
+class Components:
+    """Everything a training run is made of, built from the config."""
+
+    device: torch.device
+    train_set: object
+    val_set: object
+    train_loader: object
+    val_loader: object
+    loss_fn: torch.nn.Module
+    codec: object
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: torch.amp.GradScaler
+
+
+def build_components(cfg: DictConfig) -> Components:
     device = builders.resolve_device(cfg.device)
     builders.prepare_data(cfg)
     train_set = builders.build_split(cfg, "train", train=True)
     val_set = builders.build_split(cfg, "val", train=False)
     loss_fn = builders.build_loss_from_cfg(cfg).to(device)
-    codec = builders.build_codec_from_cfg(cfg)
     model = builders.build_model_from_cfg(cfg, train_set.spec.num_keypoints, loss_fn.activation).to(device)
-    train_loader = builders.build_loader(train_set, cfg.train.batch_size, cfg.data.num_workers, True, cfg.seed)
-    val_loader = builders.build_loader(val_set, cfg.eval.batch_size, cfg.data.num_workers, False,
-                                       cfg.seed)
-    iters = len(train_loader) if cfg.train.max_iters_per_epoch is None else min(
-        len(train_loader), cfg.train.max_iters_per_epoch)
+    workers, seed = cfg.data.num_workers, cfg.seed
+    train_loader = builders.build_loader(train_set, cfg.train.batch_size, workers, True, seed)
+    val_loader = builders.build_loader(val_set, cfg.eval.batch_size, workers, False, seed)
+    iters = min(len(train_loader), cfg.train.max_iters_per_epoch or len(train_loader))
     optimizer = builders.build_optimizer(cfg, model)
-    scheduler = builders.build_scheduler(cfg, optimizer, iters)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.amp == "fp16" and device.type == "cuda")
-    state = _resume(cfg, work_dir, model, optimizer, scheduler, scaler)
+    return Components(device, train_set, val_set, train_loader, val_loader, loss_fn,
+                      builders.build_codec_from_cfg(cfg), model, optimizer,
+                      builders.build_scheduler(cfg, optimizer, iters), scaler)
+
+
+def fit(cfg: DictConfig) -> dict[str, float]:
+    """Train per `cfg`; writes config.yaml, last.pt, best.pt, metrics.json and TensorBoard files."""
+    work_dir = Path(cfg.work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    c = build_components(cfg)
+    state = _resume(cfg, work_dir, c)
     save_config(cfg, work_dir / "config.yaml")
     logger = TensorBoardLogger(work_dir / "tb")
-    flip_index = val_set.spec.flip_index if cfg.eval.flip_test else None
-    predictor = make_predictor(model, codec, loss_fn.activation, flip_index)
-    log = lambda step, values: logger.scalars(step, values)
+    flip_index = c.val_set.spec.flip_index if cfg.eval.flip_test else None
+    predictor = make_predictor(c.model, c.codec, c.loss_fn.activation, flip_index)
+    validate = lambda: _validate(cfg, predictor, c.val_loader, c.val_set, c.device, logger, state.step)
     for epoch in range(state.epoch, cfg.train.epochs):
-        _seed_epoch(cfg.seed, epoch, train_loader)
+        _seed_epoch(cfg.seed, epoch, c.train_loader)
         state.step, mean_loss = train_one_epoch(
-            model, loss_fn, codec, train_loader, optimizer, scheduler, scaler, device, epoch, state.step,
-            cfg.train.amp, cfg.train.grad_clip, cfg.train.max_iters_per_epoch, log, cfg.train.log_interval)
+            c.model, c.loss_fn, c.codec, c.train_loader, c.optimizer, c.scheduler, c.scaler, c.device,
+            epoch, state.step, cfg.train.amp, cfg.train.grad_clip, cfg.train.max_iters_per_epoch,
+            logger.scalars, cfg.train.log_interval)
         state.epoch = epoch + 1
         logger.scalars(state.step, {"loss/epoch": mean_loss})
         if state.epoch % cfg.train.val_interval == 0 or state.epoch == cfg.train.epochs:
-            state.last_metrics = _validate(cfg, predictor, val_loader, val_set, device, logger, state.step)
-            _save_best(cfg, work_dir, model, state)
-        save_atomic(_checkpoint(cfg, model, optimizer, scheduler, scaler, state), work_dir / "last.pt")
+            state.last_metrics = validate()
+            _save_best(cfg, work_dir, c.model, state)
+        save_atomic(_checkpoint(cfg, c, state), work_dir / "last.pt")
+    metrics = state.last_metrics or validate()
     logger.close()
-    metrics = state.last_metrics or _validate(cfg, predictor, val_loader, val_set, device, logger, state.step)
     (work_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
@@ -118,15 +140,15 @@ def _save_best(cfg, work_dir: Path, model, state: TrainState) -> None:
                      "config": OmegaConf.to_yaml(cfg)}, work_dir / "best.pt")
 
 
-def _checkpoint(cfg, model, optimizer, scheduler, scaler, state: TrainState) -> dict:
+def _checkpoint(cfg, c: Components, state: TrainState) -> dict:
     return {
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+        "model": c.model.state_dict(), "optimizer": c.optimizer.state_dict(),
+        "scheduler": c.scheduler.state_dict(), "scaler": c.scaler.state_dict(),
         "state": asdict(state), "rng": rng_state(), "config": OmegaConf.to_yaml(cfg),
     }
 
 
-def _resume(cfg, work_dir: Path, model, optimizer, scheduler, scaler) -> TrainState:
+def _resume(cfg, work_dir: Path, c: Components) -> TrainState:
     """resume=auto continues from work_dir/last.pt when it exists; a path resumes from that file."""
     if cfg.resume is None:
         return TrainState()
@@ -134,10 +156,10 @@ def _resume(cfg, work_dir: Path, model, optimizer, scheduler, scaler) -> TrainSt
     if cfg.resume == "auto" and not path.exists():
         return TrainState()
     checkpoint = load_checkpoint(path)
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    scheduler.load_state_dict(checkpoint["scheduler"])
-    scaler.load_state_dict(checkpoint["scaler"])
+    c.model.load_state_dict(checkpoint["model"])
+    c.optimizer.load_state_dict(checkpoint["optimizer"])
+    c.scheduler.load_state_dict(checkpoint["scheduler"])
+    c.scaler.load_state_dict(checkpoint["scaler"])
     set_rng_state(checkpoint["rng"])
     print(f"resumed from {path} at epoch {checkpoint['state']['epoch']}", flush=True)
     return TrainState(**checkpoint["state"])

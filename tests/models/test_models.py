@@ -1,0 +1,42 @@
+import urllib.error
+
+import pytest
+import torch
+import torchvision
+
+from kpdet.models import SIGMOID_PRIOR_BIAS, build_model, output_stride
+
+
+def test_heatmap_shape_is_input_over_four():
+    model = build_model("resnet18", num_keypoints=5, head_channels=32)
+    assert model(torch.zeros(2, 3, 64, 96)).shape == (2, 5, 16, 24)
+    assert output_stride(3) == 4
+
+
+def test_sigmoid_prior_bias_starts_outputs_near_0_1():
+    model = build_model("resnet18", num_keypoints=3, head_channels=16, final_bias=SIGMOID_PRIOR_BIAS).eval()
+    scores = torch.sigmoid(model(torch.randn(1, 3, 64, 64)))
+    # weights start at std 0.001, so logits ~ bias: sigmoid(-2.19) = 1 / (1 + e^2.19) = 0.1006
+    assert scores.mean().item() == pytest.approx(0.1006, abs=0.005)
+
+
+def test_pretrained_from_local_file(tmp_path):
+    reference = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "weights.pth"
+    torch.save({"state_dict": reference.state_dict()}, path)
+    model = build_model("resnet18", num_keypoints=2, pretrained=str(path))
+    assert torch.equal(model.backbone.body[0].weight, reference.conv1.weight)
+
+
+def test_missing_weights_file_is_a_clear_error():
+    with pytest.raises(FileNotFoundError, match="model.pretrained='/nope.pth': no such file"):
+        build_model("resnet18", num_keypoints=2, pretrained="/nope.pth")
+
+
+def test_imagenet_offline_says_how_to_pass_a_local_file(monkeypatch):
+    def offline(self, *args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", offline)
+    with pytest.raises(RuntimeError, match=r"Offline\? Download https://.*resnet18.* pass model.pretrained="):
+        build_model("resnet18", num_keypoints=2, pretrained="imagenet")

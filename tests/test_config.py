@@ -1,0 +1,42 @@
+import pytest
+
+from kpdet.config import ConfigError, load_config
+
+FOCAL = "configs/synthetic/focal.yaml"
+
+
+def test_overrides_are_typed_and_applied():
+    cfg = load_config(FOCAL, ["train.epochs=5", "train.lr=1e-4", "data.flip_pairs=[[1,2]]", "resume=auto"])
+    assert cfg.train.epochs == 5 and cfg.train.lr == pytest.approx(1e-4)
+    assert cfg.data.flip_pairs == [[1, 2]] and cfg.resume == "auto"
+
+
+def test_focal_and_mse_configs_differ_only_in_loss_and_work_dir():
+    focal, mse = load_config(FOCAL), load_config("configs/synthetic/mse.yaml")
+    assert focal.loss.type == "distance_aware_focal" and mse.loss.type == "mse"
+    focal.loss, focal.work_dir = mse.loss, mse.work_dir
+    assert focal == mse
+
+
+def test_new_loss_type_drops_the_old_loss_parameters():
+    assert dict(load_config(FOCAL, ["loss.type=mse"]).loss) == {"type": "mse"}
+    assert load_config(FOCAL, ["loss.alpha=3"]).loss.beta == 4
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epochz=3", "key 'train.epochz'"),
+    ("train.epochs=abc", "key 'train.epochs'"),
+    ("device=gpu", "device='gpu' is not one of auto, cpu, cuda"),
+    ("model.input_size=[1,2,3]", "model.input_size must be [W, H]"),
+    ("trainepochs", "not of the form key=value"),
+])
+def test_bad_overrides_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_config(FOCAL, [override])
+
+
+def test_unknown_key_in_file_names_file_and_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  lr_max: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: key 'train.lr_max'"):
+        load_config(bad)
