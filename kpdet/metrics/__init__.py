@@ -1,0 +1,39 @@
+"""Evaluation metrics: pure functions of arrays (numpy or torch) and COCO files.
+
+- coco: OKS AP/AR via pycocotools (`coco_keypoint_eval`), `instance_score`.
+- distance: PCK, EPE, DeepLabCut's RMSE, per-keypoint tables, text tables.
+- landmark: NME, AUC, failure rate (300W / WFLW conventions).
+"""
+from kpdet.metrics.coco import COCO_KEYS, coco_keypoint_eval, instance_score
+from kpdet.metrics.distance import (
+    DEFAULT_PCK_THRESHOLDS,
+    bbox_longer_side,
+    distance_metrics,
+    epe,
+    format_rows,
+    format_table,
+    pck,
+    pck_per_keypoint,
+    per_keypoint_table,
+    rmse_px,
+)
+from kpdet.metrics.landmark import (
+    DEFAULT_NME_THRESHOLDS,
+    W300_OUTER_EYE_CORNERS,
+    WFLW_OUTER_EYE_CORNERS,
+    box_norm,
+    failure_rate,
+    interocular_norm,
+    landmark_box,
+    landmark_metrics,
+    nme,
+    nme_auc,
+)
+
+__all__ = [
+    "COCO_KEYS", "DEFAULT_NME_THRESHOLDS", "DEFAULT_PCK_THRESHOLDS", "W300_OUTER_EYE_CORNERS",
+    "WFLW_OUTER_EYE_CORNERS", "bbox_longer_side", "box_norm", "coco_keypoint_eval", "distance_metrics",
+    "epe", "failure_rate", "format_rows", "format_table", "instance_score", "interocular_norm",
+    "landmark_box", "landmark_metrics", "nme", "nme_auc", "pck", "pck_per_keypoint",
+    "per_keypoint_table", "rmse_px",
+]
