@@ -54,3 +54,23 @@ class HeatmapPredictor:
         scores = self.heatmaps(images)
         keypoints, confidences = self.codec.decode(scores)
         return keypoints, confidences, scores
+
+
+def crop_for_model(image, box, input_size: tuple[int, int], padding: float = 1.25):
+    """An RGB uint8 image [H, W, 3] and a box (x, y, w, h) -> (normalised crop [3, H_in, W_in],
+    crop_to_image [2, 3]), exactly as the evaluation pipeline crops an instance."""
+    from kpdet.data import transforms as T
+
+    center, scale = T.box_to_center_scale(box, input_size[0] / input_size[1], padding)
+    matrix = T.crop_matrix(center, scale, input_size)
+    crop = T.warp_image(image, matrix, input_size)
+    return (torch.from_numpy(T.normalize_image(crop)),
+            torch.from_numpy(T.invert_affine(matrix).astype("float32")))
+
+
+def predict_boxes(predictor: HeatmapPredictor, image, boxes, input_size, padding: float = 1.25,
+                  device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Keypoints [N, K, 2] in image px and confidences [N, K] for N boxes (x, y, w, h) in one image."""
+    crops, affines = zip(*(crop_for_model(image, box, input_size, padding) for box in boxes))
+    keypoints, confidences, _ = predictor(torch.stack(crops).to(device))
+    return crop_to_image(keypoints.cpu(), torch.stack(affines)), confidences.cpu()

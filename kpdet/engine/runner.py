@@ -14,6 +14,7 @@ from kpdet.config import save_config
 from kpdet.engine import builders
 from kpdet.engine.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from kpdet.engine.evaluate import evaluate
+from kpdet.engine.infer import spec_to_checkpoint
 from kpdet.engine.logger import TensorBoardLogger, format_metrics
 from kpdet.engine.train import train_one_epoch
 from kpdet.predict import HeatmapPredictor
@@ -96,7 +97,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         logger.scalars(state.step, {"loss/epoch": mean_loss})
         if state.epoch % cfg.train.val_interval == 0 or state.epoch == cfg.train.epochs:
             state.last_metrics = validate()
-            _save_best(cfg, work_dir, c.model, state)
+            _save_best(cfg, work_dir, c.model, c.train_set.spec, state)
         save_atomic(_checkpoint(cfg, c, state), work_dir / "last.pt")
     metrics = state.last_metrics or validate()
     logger.close()
@@ -132,12 +133,13 @@ def _panel(predictor: HeatmapPredictor, dataset, count: int, device) -> np.ndarr
         scores.cpu().numpy(), dataset.spec.skeleton)
 
 
-def _save_best(cfg, work_dir: Path, model, state: TrainState) -> None:
+def _save_best(cfg, work_dir: Path, model, spec, state: TrainState) -> None:
     value = state.last_metrics[cfg.eval.best_metric]
     if value > state.best:
         state.best = value
         save_atomic({"model": model.state_dict(), "epoch": state.epoch, "metrics": state.last_metrics,
-                     "config": OmegaConf.to_yaml(cfg)}, work_dir / "best.pt")
+                     "keypoints": spec_to_checkpoint(spec), "config": OmegaConf.to_yaml(cfg)},
+                    work_dir / "best.pt")
 
 
 def _checkpoint(cfg, c: Components, state: TrainState) -> dict:
@@ -145,6 +147,7 @@ def _checkpoint(cfg, c: Components, state: TrainState) -> dict:
         "model": c.model.state_dict(), "optimizer": c.optimizer.state_dict(),
         "scheduler": c.scheduler.state_dict(), "scaler": c.scaler.state_dict(),
         "state": asdict(state), "rng": rng_state(), "config": OmegaConf.to_yaml(cfg),
+        "keypoints": spec_to_checkpoint(c.train_set.spec),
     }
 
 
