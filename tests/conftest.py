@@ -1,0 +1,35 @@
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic(tmp_path_factory) -> Path:
+    """A 24-image train / 8-image val synthetic COCO set, generated once per test session."""
+    from kpdet.data.synthetic import generate_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_synthetic(root, num_train=24, num_val=8, seed=3)
+    return root
+
+
+def data_overrides(root: Path, val_split: str = "val") -> list[str]:
+    """Overrides that point a config's train and val splits at a synthetic set."""
+    return [f"data.train.ann_file={root / 'train.json'}", f"data.train.img_dir={root / 'images'}",
+            f"data.val.ann_file={root / f'{val_split}.json'}", f"data.val.img_dir={root / 'images'}"]
+
+
+def run_tool(*args: str, timeout: float = 300) -> str:
+    """Run a tools/ script as a user does (from the repo root); returns stdout, fails with its stderr."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    return done.stdout

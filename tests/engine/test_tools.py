@@ -1,0 +1,57 @@
+"""tools/train.py, tools/test.py and tools/infer.py as a user runs them."""
+import json
+
+import pytest
+import torch
+
+from tests.conftest import data_overrides, run_tool
+
+CONTRACT_KEYS = {"AP", "AP50", "AP75", "AR", "PCK@0.05", "PCK@0.1", "PCK@0.2", "EPE"}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_synthetic, tmp_path_factory):
+    work = tmp_path_factory.mktemp("run")
+    out = run_tool("tools/train.py", "configs/smoke.yaml", f"work_dir={work}", "train.max_iters_per_epoch=3",
+                   *data_overrides(tiny_synthetic))
+    return work, out
+
+
+def test_train_writes_the_contract_outputs(trained_run):
+    work, out = trained_run
+    assert {p.name for p in work.iterdir()} >= {"config.yaml", "last.pt", "best.pt", "metrics.json", "tb"}
+    metrics = json.loads((work / "metrics.json").read_text())
+    assert CONTRACT_KEYS <= set(metrics) and all(isinstance(v, float) for v in metrics.values())
+    assert 0.0 <= metrics["PCK@0.05"] <= metrics["PCK@0.1"] <= metrics["PCK@0.2"] <= 1.0
+    assert f"tensorboard --logdir {work.parent}" in out
+    assert any(p.name.startswith("events.out.tfevents") for p in (work / "tb").iterdir())
+    checkpoint = torch.load(work / "last.pt", weights_only=True)  # loadable without pickle
+    assert checkpoint["state"]["epoch"] == 1 and checkpoint["state"]["step"] == 3
+
+
+def test_test_tool_reproduces_the_final_metrics(trained_run, tiny_synthetic, tmp_path):
+    work, _ = trained_run
+    out_file = tmp_path / "m.json"
+    run_tool("tools/test.py", str(work / "config.yaml"), str(work / "last.pt"), "--out", str(out_file))
+    # Same weights, same validation data, no randomness in evaluation: identical numbers.
+    assert json.loads(out_file.read_text()) == pytest.approx(json.loads((work / "metrics.json").read_text()))
+
+
+def test_infer_tool_writes_predictions_for_each_image(trained_run, tiny_synthetic, tmp_path):
+    work, _ = trained_run
+    images = sorted((tiny_synthetic / "images" / "val").iterdir())[:2]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for image in images:
+        (folder / image.name).write_bytes(image.read_bytes())
+    run_tool("tools/infer.py", str(work / "config.yaml"), str(work / "best.pt"), str(folder),
+             "--out", str(tmp_path / "out"))
+    predictions = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert [p["file_name"] for p in predictions] == [image.name for image in images]
+    assert all(len(p["keypoints"][0]) == 17 and len(p["keypoints"][0][0]) == 3 for p in predictions)
+    assert len(list((tmp_path / "out").glob("*_pred.jpg"))) == 2
+
+
+def test_bad_override_fails_naming_the_key(tiny_synthetic):
+    with pytest.raises(AssertionError, match="train.epochz"):
+        run_tool("tools/train.py", "configs/smoke.yaml", "train.epochz=2")
