@@ -57,7 +57,9 @@ class TopDownDataset(torch.utils.data.Dataset):
         bad = self._find_problems(data, category, skip_invalid)
         if bad:  # the ground truth that evaluation sees excludes what training skips
             data = {**data, "annotations": [a for a in data["annotations"] if a.get("id") not in bad]}
-        self.num_skipped = len(bad)
+        self.num_skipped = len(bad)  # invalid annotations left out at construction
+        self.skip_invalid = skip_invalid
+        self.unreadable: set[int] = set()  # sample indices whose image failed to load (this process)
         self.coco = coco_io.coco_from_dict(data)
         self.samples = self._collect(data)
         self._photometric_transform = None
@@ -99,7 +101,25 @@ class TopDownDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """image [3, H, W] float32 (normalised RGB); keypoints [K, 2] crop px; visible [K];
         image_keypoints [K, 3] (x, y, v) image px; bbox [4] (x, y, w, h) image px;
-        crop_to_image [2, 3]; image_id, ann_id int64; area float32."""
+        crop_to_image [2, 3]; image_id, ann_id int64; area float32.
+
+        An image that cannot be read raises DatasetError; with skip_invalid the failure is
+        logged and the next readable sample is returned instead (a batch needs a sample).
+        """
+        for offset in range(len(self.samples)):
+            candidate = (index + offset) % len(self.samples)
+            if candidate in self.unreadable:
+                continue
+            try:
+                return self._load(candidate)
+            except coco_io.DatasetError as error:
+                if not self.skip_invalid:
+                    raise
+                self.unreadable.add(candidate)
+                log.warning("skip_invalid: %s (%d unreadable so far)", error, len(self.unreadable))
+        raise coco_io.DatasetError(f"{self.ann_file}: no readable image among {len(self.samples)} samples")
+
+    def _load(self, index: int) -> dict[str, torch.Tensor]:
         ann, info = self.samples[index]
         image = coco_io.read_image(self.img_dir / info["file_name"], info["id"],
                                    (info.get("width"), info.get("height")))
