@@ -46,6 +46,7 @@ class DataConfig:
     val: SplitConfig = field(default_factory=SplitConfig)
     test: SplitConfig = field(default_factory=SplitConfig)  # defaults to val when empty
     num_workers: int = 2  # DataLoader worker processes
+    persistent_workers: bool = True  # keep workers alive between epochs
     bbox_padding: float = 1.25  # crop = box * padding, then fit to the input aspect ratio
     category_id: int | None = None  # COCO category to use; None = the first with keypoints
     flip_pairs: list[list[int]] | None = None  # 0-based; None = derived from names

@@ -36,24 +36,33 @@ def prepare_data(cfg: DictConfig) -> None:
         ensure_synthetic(root, num_train=synthetic.num_train, num_val=synthetic.num_val, seed=synthetic.seed)
 
 
-def build_split(cfg: DictConfig, split: str, train: bool):
+def build_split(cfg: DictConfig, split: str, train: bool, codec=None):
+    """The dataset of data.<split> (test falls back to val); with `codec`, samples carry heatmaps."""
     split_cfg = cfg.data[split]
     if split == "test" and not split_cfg.ann_file:
         split_cfg = cfg.data.val
     if not split_cfg.ann_file:
         raise ValueError(f"data.{split}.ann_file is not set")
-    return build_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train)
+    return build_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train, codec=codec)
+
+
+def device_targets(cfg: DictConfig, device: torch.device) -> bool:
+    """Render heatmaps in the training step on the device (default with CUDA) or in the loader."""
+    flag = cfg.train.device_targets
+    return device.type == "cuda" if flag is None else bool(flag)
 
 
 def build_loader(dataset, batch_size: int, num_workers: int, train: bool, seed: int,
-                 world_size: int = 1, rank: int = 0) -> DataLoader:
+                 world_size: int = 1, rank: int = 0, persistent_workers: bool = False) -> DataLoader:
     """Shuffled by a DistributedSampler (also for one process) so that each epoch's order
-    depends only on (seed, epoch): call `loader.sampler.set_epoch(epoch)`."""
+    depends only on (seed, epoch): call `loader.sampler.set_epoch(epoch)`. Evaluation shards
+    are padded to equal size by the sampler; the evaluator drops repeated annotation ids."""
     sampler = DistributedSampler(dataset, world_size, rank, shuffle=train, seed=seed, drop_last=train)
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
         drop_last=train, pin_memory=torch.cuda.is_available(), worker_init_fn=seed_worker,
         generator=torch.Generator().manual_seed(seed),
+        persistent_workers=persistent_workers and num_workers > 0,
     )
 
 
@@ -89,6 +98,28 @@ def build_model_from_cfg(cfg: DictConfig, num_keypoints: int, activation: str):
     final_bias = SIGMOID_PRIOR_BIAS if activation == "sigmoid" else 0.0
     m = cfg.model
     return build_model(m.backbone, num_keypoints, m.pretrained, m.head_channels, m.num_deconv, final_bias)
+
+
+def prepare_model(cfg: DictConfig, model: torch.nn.Module, device: torch.device, world_size: int):
+    """Move to the device and apply SyncBN, channels_last, EMA, DDP and torch.compile per the config.
+    -> (model for the training step, EMA AveragedModel or None)."""
+    t = cfg.train
+    if t.sync_bn and world_size > 1:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device, memory_format=torch.channels_last if t.channels_last else torch.preserve_format)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = t.cudnn_benchmark
+    ema = None
+    if t.ema_decay is not None:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay), use_buffers=True)
+    if world_size > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if t.compile:
+        model = torch.compile(model)
+    return model, ema
 
 
 def build_optimizer(cfg: DictConfig, model: torch.nn.Module) -> torch.optim.Optimizer:

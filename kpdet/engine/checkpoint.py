@@ -68,3 +68,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def _to_lists(value):
     return [_to_lists(v) for v in value] if isinstance(value, tuple) else value
+
+
+def eval_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights to evaluate: the EMA's when the run kept one, else the model's."""
+    ema = checkpoint.get("ema")
+    if not ema:
+        return checkpoint["model"]
+    return {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from kpdet.engine import distributed
 from kpdet.metrics import coco_keypoint_eval, epe, instance_score, pck
 from kpdet.predict import HeatmapPredictor, crop_to_image
 
@@ -20,7 +21,15 @@ def predict_dataset(predictor: HeatmapPredictor, loader, device: torch.device) -
         parts["gt"].append(batch["image_keypoints"])
         for key in ("bbox", "image_id", "ann_id"):
             parts[key].append(batch[key])
-    return {k: torch.cat(v).numpy() for k, v in parts.items()}
+    local = {k: torch.cat(v).numpy() for k, v in parts.items()}
+    return _merge_ranks(distributed.gather_objects(local))
+
+
+def _merge_ranks(shards: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Concatenate every rank's predictions, drop the sampler's padding repeats, sort by annotation id."""
+    merged = {k: np.concatenate([s[k] for s in shards]) for k in shards[0]}
+    _, first = np.unique(merged["ann_id"], return_index=True)
+    return {k: v[first] for k, v in merged.items()}
 
 
 def compute_metrics(predictions: dict[str, np.ndarray], coco, category_id: int, sigmas) -> dict[str, float]:

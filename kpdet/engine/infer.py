@@ -8,7 +8,7 @@ import numpy as np
 
 from kpdet.data.coco import read_image
 from kpdet.engine import builders
-from kpdet.engine.checkpoint import load_checkpoint
+from kpdet.engine.checkpoint import eval_weights, load_checkpoint
 from kpdet.keypoints import KeypointSpec
 from kpdet.predict import HeatmapPredictor, predict_boxes
 from kpdet.vis import draw_keypoints
@@ -48,7 +48,7 @@ def infer(cfg, checkpoint_path: str, source: str, out_dir: str, boxes_file: str 
     device = builders.resolve_device(cfg.device)
     loss_fn = builders.build_loss_from_cfg(cfg)
     model = builders.build_model_from_cfg(cfg, spec.num_keypoints, loss_fn.activation)
-    model.load_state_dict(checkpoint["model"])
+    model.load_state_dict(eval_weights(checkpoint))
     codec = builders.build_codec_from_cfg(cfg)
     predictor = HeatmapPredictor(model.to(device).eval(), codec, loss_fn.activation)
     boxes = json.loads(Path(boxes_file).read_text()) if boxes_file else {}

@@ -11,12 +11,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kpdet.config import save_config
-from kpdet.engine import builders
-from kpdet.engine.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from kpdet.engine import builders, distributed
+from kpdet.engine.checkpoint import eval_weights, load_checkpoint, rng_state, save_atomic, set_rng_state
 from kpdet.engine.evaluate import evaluate
 from kpdet.engine.infer import spec_to_checkpoint
 from kpdet.engine.logger import TensorBoardLogger, format_metrics
-from kpdet.engine.train import train_one_epoch
+from kpdet.engine.train import StepOptions, train_one_epoch
 from kpdet.predict import HeatmapPredictor
 from kpdet.vis import prediction_panel
 
@@ -26,7 +26,33 @@ class TrainState:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken
     best: float = float("-inf")  # best value of eval.best_metric
+    skipped_nonfinite: int = 0  # steps skipped with train.skip_nonfinite
     last_metrics: dict | None = None
+
+
+@dataclass
+class Components:
+    """Everything a training run is made of, built from the config."""
+
+    device: torch.device
+    rank: int
+    world_size: int
+    train_set: object
+    val_set: object
+    train_loader: object
+    val_loader: object
+    loss_fn: torch.nn.Module
+    codec: object
+    model: torch.nn.Module  # what the step calls: maybe DDP- or compile-wrapped
+    ema: object  # torch.optim.swa_utils.AveragedModel or None
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: torch.amp.GradScaler
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """EMA weights when kept, else the bare model."""
+        return self.ema.module if self.ema is not None else distributed.unwrap(self.model)
 
 
 def seed_everything(seed: int) -> None:
@@ -40,39 +66,36 @@ def make_predictor(model, codec, activation: str, flip_index=None) -> HeatmapPre
     return HeatmapPredictor(model, codec, activation, flip_index if flip else None, flip)
 
 
-@dataclass
-class Components:
-    """Everything a training run is made of, built from the config."""
-
-    device: torch.device
-    train_set: object
-    val_set: object
-    train_loader: object
-    val_loader: object
-    loss_fn: torch.nn.Module
-    codec: object
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: object
-    scaler: torch.amp.GradScaler
-
-
 def build_components(cfg: DictConfig) -> Components:
     device = builders.resolve_device(cfg.device)
-    builders.prepare_data(cfg)
-    train_set = builders.build_split(cfg, "train", train=True)
-    val_set = builders.build_split(cfg, "val", train=False)
+    rank, world = distributed.init_distributed(device.type)
+    device = distributed.local_device(device)
+    if distributed.is_main():
+        builders.prepare_data(cfg)
+    distributed.barrier()
+    codec = builders.build_codec_from_cfg(cfg)
     loss_fn = builders.build_loss_from_cfg(cfg).to(device)
-    model = builders.build_model_from_cfg(cfg, train_set.spec.num_keypoints, loss_fn.activation).to(device)
+    on_device = builders.device_targets(cfg, device)
+    train_set = builders.build_split(cfg, "train", train=True, codec=None if on_device else codec)
+    val_set = builders.build_split(cfg, "val", train=False)
+    model = builders.build_model_from_cfg(cfg, train_set.spec.num_keypoints, loss_fn.activation)
+    model, ema = builders.prepare_model(cfg, model, device, world)
     workers, seed = cfg.data.num_workers, cfg.seed
-    train_loader = builders.build_loader(train_set, cfg.train.batch_size, workers, True, seed)
-    val_loader = builders.build_loader(val_set, cfg.eval.batch_size, workers, False, seed)
-    iters = min(len(train_loader), cfg.train.max_iters_per_epoch or len(train_loader))
+    train_loader = builders.build_loader(train_set, cfg.train.batch_size, workers, True, seed, world, rank,
+                                         cfg.data.persistent_workers)
+    val_loader = builders.build_loader(val_set, cfg.eval.batch_size, workers, False, seed, world, rank)
+    batches = min(len(train_loader), cfg.train.max_iters_per_epoch or len(train_loader))
     optimizer = builders.build_optimizer(cfg, model)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.amp == "fp16" and device.type == "cuda")
-    return Components(device, train_set, val_set, train_loader, val_loader, loss_fn,
-                      builders.build_codec_from_cfg(cfg), model, optimizer,
-                      builders.build_scheduler(cfg, optimizer, iters), scaler)
+    scheduler = builders.build_scheduler(cfg, optimizer, -(-batches // cfg.train.accumulate))
+    return Components(device, rank, world, train_set, val_set, train_loader, val_loader, loss_fn, codec,
+                      model, ema, optimizer, scheduler, scaler)
+
+
+def step_options(cfg: DictConfig) -> StepOptions:
+    t = cfg.train
+    return StepOptions(t.amp, t.grad_clip, t.accumulate, t.skip_nonfinite, t.channels_last,
+                       t.max_iters_per_epoch, t.log_interval)
 
 
 def fit(cfg: DictConfig) -> dict[str, float]:
@@ -81,27 +104,32 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     work_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
     c = build_components(cfg)
+    main = distributed.is_main()
     state = _resume(cfg, work_dir, c)
-    save_config(cfg, work_dir / "config.yaml")
-    logger = TensorBoardLogger(work_dir / "tb")
+    if main:
+        save_config(cfg, work_dir / "config.yaml")
+    logger = TensorBoardLogger(work_dir / "tb", enabled=main)
     flip_index = c.val_set.spec.flip_index if cfg.eval.flip_test else None
-    predictor = make_predictor(c.model, c.codec, c.loss_fn.activation, flip_index)
-    validate = lambda: _validate(cfg, predictor, c.val_loader, c.val_set, c.device, logger, state.step)
+    predictor = make_predictor(c.eval_model, c.codec, c.loss_fn.activation, flip_index)
+    validate = lambda: _validate(cfg, predictor, c, logger, state.step)
+    dump = lambda step, batch, loss: _dump_nonfinite(work_dir, c, step, batch, loss)
     for epoch in range(state.epoch, cfg.train.epochs):
         _seed_epoch(cfg.seed, epoch, c.train_loader)
-        state.step, mean_loss = train_one_epoch(
+        state.step, stats = train_one_epoch(
             c.model, c.loss_fn, c.codec, c.train_loader, c.optimizer, c.scheduler, c.scaler, c.device,
-            epoch, state.step, cfg.train.amp, cfg.train.grad_clip, cfg.train.max_iters_per_epoch,
-            logger.scalars, cfg.train.log_interval)
-        state.epoch = epoch + 1
-        logger.scalars(state.step, {"loss/epoch": mean_loss})
+            epoch, state.step, step_options(cfg), c.ema, logger.scalars, dump, progress=main)
+        state.epoch, state.skipped_nonfinite = epoch + 1, state.skipped_nonfinite + stats["skipped_nonfinite"]
+        logger.scalars(state.step, {"loss/epoch": stats["loss"], "train/skipped_nonfinite":
+                                    state.skipped_nonfinite})
         if state.epoch % cfg.train.val_interval == 0 or state.epoch == cfg.train.epochs:
             state.last_metrics = validate()
-            _save_best(cfg, work_dir, c.model, c.train_set.spec, state)
-        save_atomic(_checkpoint(cfg, c, state), work_dir / "last.pt")
+            _save_best(cfg, work_dir, c, state)
+        if main:
+            save_atomic(_checkpoint(cfg, c, state), work_dir / "last.pt")
     metrics = state.last_metrics or validate()
     logger.close()
-    (work_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if main:
+        (work_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
 
@@ -112,12 +140,13 @@ def _seed_epoch(seed: int, epoch: int, loader) -> None:
     seed_everything(seed * 1000 + epoch)
 
 
-def _validate(cfg, predictor, loader, dataset, device, logger, step) -> dict[str, float]:
-    metrics = evaluate(predictor, loader, dataset, device)
+def _validate(cfg, predictor, c: Components, logger, step) -> dict[str, float]:
+    metrics = evaluate(predictor, c.val_loader, c.val_set, c.device)
     logger.scalars(step, metrics, prefix="val/")
-    if cfg.eval.vis_images > 0:
-        logger.image("val/predictions", step, _panel(predictor, dataset, cfg.eval.vis_images, device))
-    print(f"validation at step {step}:\n{format_metrics(metrics)}", flush=True)
+    if cfg.eval.vis_images > 0 and distributed.is_main():
+        logger.image("val/predictions", step, _panel(predictor, c.val_set, cfg.eval.vis_images, c.device))
+    if distributed.is_main():
+        print(f"validation at step {step}:\n{format_metrics(metrics)}", flush=True)
     return metrics
 
 
@@ -133,22 +162,33 @@ def _panel(predictor: HeatmapPredictor, dataset, count: int, device) -> np.ndarr
         scores.cpu().numpy(), dataset.spec.skeleton)
 
 
-def _save_best(cfg, work_dir: Path, model, spec, state: TrainState) -> None:
+def _save_best(cfg, work_dir: Path, c: Components, state: TrainState) -> None:
     value = state.last_metrics[cfg.eval.best_metric]
     if value > state.best:
         state.best = value
-        save_atomic({"model": model.state_dict(), "epoch": state.epoch, "metrics": state.last_metrics,
-                     "keypoints": spec_to_checkpoint(spec), "config": OmegaConf.to_yaml(cfg)},
-                    work_dir / "best.pt")
+        if distributed.is_main():
+            save_atomic({"model": c.eval_model.state_dict(), "epoch": state.epoch,
+                         "metrics": state.last_metrics, "keypoints": spec_to_checkpoint(c.train_set.spec),
+                         "config": OmegaConf.to_yaml(cfg)}, work_dir / "best.pt")
 
 
 def _checkpoint(cfg, c: Components, state: TrainState) -> dict:
+    """Everything needed to continue exactly: weights, optimizer, schedule, scaler, EMA, RNG, config."""
     return {
-        "model": c.model.state_dict(), "optimizer": c.optimizer.state_dict(),
+        "model": distributed.unwrap(c.model).state_dict(), "optimizer": c.optimizer.state_dict(),
         "scheduler": c.scheduler.state_dict(), "scaler": c.scaler.state_dict(),
+        "ema": c.ema.state_dict() if c.ema is not None else None,
         "state": asdict(state), "rng": rng_state(), "config": OmegaConf.to_yaml(cfg),
         "keypoints": spec_to_checkpoint(c.train_set.spec),
     }
+
+
+def _dump_nonfinite(work_dir: Path, c: Components, step: int, batch: dict, loss) -> None:
+    """Save the weights and the batch that gave a non-finite value, to reproduce it."""
+    path = work_dir / f"nonfinite_step{step}.pt"
+    save_atomic({"model": distributed.unwrap(c.model).state_dict(), "step": step, "loss": float(loss),
+                 "batch": {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}}, path)
+    print(f"non-finite value at step {step}: weights and batch saved to {path}", flush=True)
 
 
 def _resume(cfg, work_dir: Path, c: Components) -> TrainState:
@@ -159,12 +199,15 @@ def _resume(cfg, work_dir: Path, c: Components) -> TrainState:
     if cfg.resume == "auto" and not path.exists():
         return TrainState()
     checkpoint = load_checkpoint(path)
-    c.model.load_state_dict(checkpoint["model"])
+    distributed.unwrap(c.model).load_state_dict(checkpoint["model"])
     c.optimizer.load_state_dict(checkpoint["optimizer"])
     c.scheduler.load_state_dict(checkpoint["scheduler"])
     c.scaler.load_state_dict(checkpoint["scaler"])
+    if c.ema is not None and checkpoint.get("ema") is not None:
+        c.ema.load_state_dict(checkpoint["ema"])
     set_rng_state(checkpoint["rng"])
-    print(f"resumed from {path} at epoch {checkpoint['state']['epoch']}", flush=True)
+    if distributed.is_main():
+        print(f"resumed from {path} at epoch {checkpoint['state']['epoch']}", flush=True)
     return TrainState(**checkpoint["state"])
 
 
@@ -175,7 +218,7 @@ def test(cfg: DictConfig, checkpoint_path: str, split: str = "test") -> dict[str
     loss_fn = builders.build_loss_from_cfg(cfg)
     codec = builders.build_codec_from_cfg(cfg)
     model = builders.build_model_from_cfg(cfg, dataset.spec.num_keypoints, loss_fn.activation)
-    model.load_state_dict(load_checkpoint(checkpoint_path)["model"])
+    model.load_state_dict(eval_weights(load_checkpoint(checkpoint_path)))
     model.to(device)
     loader = builders.build_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, False, cfg.seed)
     flip_index = dataset.spec.flip_index if cfg.eval.flip_test else None

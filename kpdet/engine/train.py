@@ -1,9 +1,9 @@
 """One training epoch: crops -> logits; keypoints -> heatmap targets on the device; loss; step."""
 from __future__ import annotations
 
-import math
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -18,56 +18,110 @@ def autocast(device: torch.device, amp: str):
     return torch.autocast("cuda", dtype=AMP_DTYPES[amp])
 
 
-def train_one_epoch(model: nn.Module, loss_fn: nn.Module, codec, loader, optimizer, scheduler, scaler,
-                    device: torch.device, epoch: int, step: int, amp: str = "none",
-                    grad_clip: float | None = None, max_iters: int | None = None,
-                    log=None, log_interval: int = 20, progress: bool = True) -> tuple[int, float]:
-    """Train for one pass over `loader`; returns (global step, mean loss).
+@dataclass
+class StepOptions:
+    amp: str = "none"  # none | bf16 | fp16
+    grad_clip: float | None = None  # max gradient norm
+    accumulate: int = 1  # batches per optimizer step
+    skip_nonfinite: bool = False  # count and skip non-finite steps instead of raising
+    channels_last: bool = False
+    max_iters: int | None = None  # batches per epoch cap
+    log_interval: int = 20
 
-    `log(step, scalars)` receives loss/total, lr and train/images_per_s every
-    `log_interval` steps.
+
+class NonFiniteError(FloatingPointError):
+    """A non-finite loss or gradient; the message names the step, the value and the samples."""
+
+
+def train_one_epoch(model: nn.Module, loss_fn: nn.Module, codec, loader, optimizer, scheduler, scaler,
+                    device: torch.device, epoch: int, step: int, options: StepOptions,
+                    ema=None, log=None, on_nonfinite=None, progress: bool = True) -> tuple[int, dict]:
+    """Train for one pass over `loader`; returns (optimizer steps so far, epoch stats).
+
+    Batches carrying "heatmaps" were encoded by the data workers; otherwise the
+    codec renders targets here, on the device. `log(step, scalars)` gets
+    loss/total, lr and train/images_per_s every `options.log_interval` steps.
+    `on_nonfinite(step, batch, loss)` runs before a NonFiniteError is raised.
     """
     from tqdm import tqdm
 
     model.train()
-    total, count, tick, seen = 0.0, 0, time.perf_counter(), 0
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}", total=_length(loader, max_iters),
-               disable=not progress, dynamic_ncols=True, leave=False)
+    stats = {"loss": 0.0, "batches": 0, "skipped_nonfinite": 0}
+    tick, seen = time.perf_counter(), 0
+    total = len(loader) if options.max_iters is None else min(len(loader), options.max_iters)
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}", total=total, disable=not progress, dynamic_ncols=True,
+               leave=False)
     for it, batch in enumerate(bar):
-        if max_iters is not None and it >= max_iters:
+        if it >= total:
             break
-        images = batch["image"].to(device, non_blocking=True)
-        with torch.no_grad():
-            targets, weights = codec.encode(batch["keypoints"].to(device), batch["visible"].to(device))
-        with autocast(device, amp):
-            loss = loss_fn(model(images), targets, weights)
-        _check_finite(loss, step, batch)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if grad_clip is not None:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        step, seen = step + 1, seen + len(images)
-        total, count = total + loss.item(), count + 1
-        if step % log_interval == 0 or it == 0:
+        loss = _forward_backward(model, loss_fn, codec, batch, scaler, device, options)
+        last_of_group = (it + 1) % options.accumulate == 0 or it + 1 == total
+        if not last_of_group:
+            continue
+        if not _finite_step(model, loss, scaler, optimizer, options):
+            if on_nonfinite is not None and not options.skip_nonfinite:
+                on_nonfinite(step, batch, loss)
+            _raise_or_count(loss, step, batch, options, stats, optimizer)
+            continue
+        _optimizer_step(model, optimizer, scheduler, scaler, options, ema)
+        step, seen = step + 1, seen + len(batch["image"]) * options.accumulate
+        stats["loss"], stats["batches"] = stats["loss"] + loss.item(), stats["batches"] + 1
+        if log is not None and (step % options.log_interval == 0 or it == 0):
             rate = seen / (time.perf_counter() - tick)
             bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.1f}")
-            if log is not None:
-                log(step, {"loss/total": loss.item(), "lr": optimizer.param_groups[0]["lr"],
-                           "train/images_per_s": rate})
-    return step, total / max(1, count)
+            log(step, {"loss/total": loss.item(), "lr": optimizer.param_groups[0]["lr"],
+                       "train/images_per_s": rate})
+    stats["loss"] /= max(1, stats["batches"])
+    return step, stats
 
 
-def _length(loader, max_iters: int | None) -> int:
-    return len(loader) if max_iters is None else min(len(loader), max_iters)
+def _forward_backward(model, loss_fn, codec, batch, scaler, device, options: StepOptions) -> torch.Tensor:
+    images = batch["image"].to(device, non_blocking=True)
+    if options.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    targets, weights = encode_targets(codec, batch, device)
+    with autocast(device, options.amp):
+        loss = loss_fn(model(images), targets, weights)
+    scaler.scale(loss / options.accumulate).backward()
+    return loss.detach()
 
 
-def _check_finite(loss: torch.Tensor, step: int, batch: dict) -> None:
-    value = loss.item()
-    if not math.isfinite(value):
-        ids = batch["ann_id"].tolist()
-        raise FloatingPointError(f"non-finite loss {value} at step {step}; annotation ids of the batch: "
-                                 f"{ids}")
+def encode_targets(codec, batch: dict, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Heatmaps [B, K, h, w] and weights [B, K]: from the batch when the loader rendered them,
+    else rendered by the codec on `device` from keypoints [B, K, 2] and visibility [B, K]."""
+    if "heatmaps" in batch:
+        return batch["heatmaps"].to(device, non_blocking=True), batch["weights"].to(device, non_blocking=True)
+    with torch.no_grad():
+        return codec.encode(batch["keypoints"].to(device, non_blocking=True),
+                            batch["visible"].to(device, non_blocking=True))
+
+
+def _finite_step(model, loss, scaler, optimizer, options: StepOptions) -> bool:
+    """False for a non-finite loss, or non-finite gradients that no fp16 loss scaler will handle."""
+    if not torch.isfinite(loss):
+        return False
+    if scaler.is_enabled():
+        return True  # GradScaler skips inf/nan steps itself and lowers its scale
+    return all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def _raise_or_count(loss, step: int, batch: dict, options: StepOptions, stats: dict, optimizer) -> None:
+    ids = batch["ann_id"].tolist()
+    what = "loss" if not torch.isfinite(loss) else "gradient"
+    if not options.skip_nonfinite:
+        raise NonFiniteError(f"non-finite {what} at step {step} (loss {loss.item()}); annotation ids of "
+                             f"the batch: {ids}. Set train.skip_nonfinite=true to skip such steps.")
+    stats["skipped_nonfinite"] += 1
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _optimizer_step(model, optimizer, scheduler, scaler, options: StepOptions, ema) -> None:
+    if options.grad_clip is not None:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), options.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    scheduler.step()
+    if ema is not None:
+        ema.update_parameters(model)
