@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from kpdet.codecs import build_codec
 from kpdet.data import build_dataset
+from kpdet.data.targets import WithHeatmapTargets
 from kpdet.losses import build_loss
 from kpdet.models import SIGMOID_PRIOR_BIAS, build_model, output_stride
 
@@ -43,7 +44,8 @@ def build_split(cfg: DictConfig, split: str, train: bool, codec=None):
         split_cfg = cfg.data.val
     if not split_cfg.ann_file:
         raise ValueError(f"data.{split}.ann_file is not set")
-    return build_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train, codec=codec)
+    dataset = build_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train)
+    return dataset if codec is None else WithHeatmapTargets(dataset, codec)
 
 
 def device_targets(cfg: DictConfig, device: torch.device) -> bool:
