@@ -81,6 +81,14 @@ class TrainConfig:
     val_interval: int = 1  # epochs between validations
     log_interval: int = 20  # iterations between scalar logs
     max_iters_per_epoch: int | None = None  # cap, for smoke tests
+    accumulate: int = 1  # batches per optimizer step (gradient accumulation)
+    ema_decay: float | None = None  # e.g. 0.999: keep an EMA of the weights and evaluate it
+    skip_nonfinite: bool = False  # skip (and count) steps with a non-finite loss/gradient instead of stopping
+    device_targets: bool | None = None  # render heatmaps in the step on the device; None = on with CUDA
+    channels_last: bool = False  # NHWC memory format (faster convolutions on recent GPUs)
+    compile: bool = False  # torch.compile the model
+    cudnn_benchmark: bool = True  # let cuDNN pick the fastest kernels (fixed input size)
+    sync_bn: bool = False  # SyncBatchNorm across DDP processes
 
 
 @dataclass
