@@ -97,6 +97,8 @@ class EvalConfig:
     flip_test: bool = False  # average with the heatmaps of the flipped crop
     vis_images: int = 8  # validation crops drawn to TensorBoard each validation
     best_metric: str = "AP"  # metrics.json key that picks best.pt (higher is better)
+    nme_norm: str = "none"  # none | interocular | box: add NME, AUC@0.08/0.1, FR@0.08/0.1 (landmarks)
+    nme_pair: list[int] | None = None  # outer eye corner indices for interocular; None = 300W/WFLW defaults
 
 
 @dataclass
@@ -147,6 +149,7 @@ _CHOICES = {
     "train.scheduler": ("cosine", "step"),
     "train.amp": ("none", "bf16", "fp16"),
     "model.backbone": ("resnet18", "resnet34", "resnet50"),
+    "eval.nme_norm": ("none", "interocular", "box"),
 }
 
 

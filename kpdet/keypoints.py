@@ -77,7 +77,7 @@ class KeypointSpec:
         return len(self.names)
 
     @classmethod
-    def from_coco_category(cls, category: dict, flip_pairs=None, sigmas=None) -> "KeypointSpec":
+    def from_coco_category(cls, category: dict, flip_pairs=None, sigmas=None) -> KeypointSpec:
         """From a COCO category dict (`keypoints` names, 1-based `skeleton`)."""
         names = tuple(category["keypoints"])
         skeleton = tuple((a - 1, b - 1) for a, b in category.get("skeleton", []))

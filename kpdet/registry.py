@@ -1,7 +1,8 @@
 """Name -> constructor registries: register with a decorator, build from a name or a dict."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 
 class Registry:

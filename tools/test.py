@@ -7,7 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kpdet.config import load_config  # noqa: E402
-from kpdet.engine.logger import format_metrics  # noqa: E402
+from kpdet.engine.evaluate import keypoint_table, summary_table  # noqa: E402
 from kpdet.engine.runner import test  # noqa: E402
 
 
@@ -22,7 +22,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config(args.config, args.overrides)
     metrics = test(cfg, args.checkpoint, args.split)
-    print(format_metrics(metrics))
+    print(f"{summary_table(metrics)}\n\n{keypoint_table(metrics)}")
     if args.out:
         Path(args.out).write_text(json.dumps(metrics, indent=2))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kpdet.config import load_config  # noqa: E402
-from kpdet.engine.logger import format_metrics  # noqa: E402
+from kpdet.engine.evaluate import keypoint_table, summary_table  # noqa: E402
 from kpdet.engine.runner import fit  # noqa: E402
 
 
@@ -17,7 +17,8 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config(args.config, args.overrides)
     metrics = fit(cfg)
-    print(f"\nfinal metrics ({cfg.work_dir}/metrics.json):\n{format_metrics(metrics)}")
+    print(f"\nfinal metrics ({cfg.work_dir}/metrics.json):\n{summary_table(metrics)}\n")
+    print(keypoint_table(metrics))
     print(f"\nTensorBoard: tensorboard --logdir {Path(cfg.work_dir).parent}")
 
 

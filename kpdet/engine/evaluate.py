@@ -5,8 +5,24 @@ import numpy as np
 import torch
 
 from kpdet.engine import distributed
-from kpdet.metrics import coco_keypoint_eval, epe, instance_score, pck
+from kpdet.metrics import (
+    W300_OUTER_EYE_CORNERS,
+    WFLW_OUTER_EYE_CORNERS,
+    bbox_longer_side,
+    box_norm,
+    coco_keypoint_eval,
+    distance_metrics,
+    format_rows,
+    format_table,
+    instance_score,
+    interocular_norm,
+    landmark_metrics,
+    per_keypoint_table,
+)
 from kpdet.predict import HeatmapPredictor, crop_to_image
+
+# Outer eye corners by keypoint count, for NME with eval.nme_norm=interocular.
+EYE_CORNERS = {68: W300_OUTER_EYE_CORNERS, 98: WFLW_OUTER_EYE_CORNERS}
 
 
 @torch.no_grad()
@@ -32,23 +48,57 @@ def _merge_ranks(shards: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: v[first] for k, v in merged.items()}
 
 
-def compute_metrics(predictions: dict[str, np.ndarray], coco, category_id: int, sigmas) -> dict[str, float]:
-    """COCO OKS AP/AR (pycocotools), PCK@0.05/0.1/0.2 (norm: longer box side) and EPE (image px)."""
-    keypoints, confidences = predictions["keypoints"], predictions["confidences"]
-    gt, bbox = predictions["gt"], predictions["bbox"]
-    scores = instance_score(confidences)
-    results = [
+def coco_results(predictions: dict[str, np.ndarray], category_id: int) -> list[dict]:
+    """COCO keypoint results, one per instance, scored by the mean confident keypoint score."""
+    scores = instance_score(predictions["confidences"])
+    return [
         {"image_id": int(i), "category_id": int(category_id), "score": float(s),
          "keypoints": np.concatenate([k, c[:, None]], axis=1).reshape(-1).tolist()}
-        for i, k, c, s in zip(predictions["image_id"], keypoints, confidences, scores)
+        for i, k, c, s in zip(predictions["image_id"], predictions["keypoints"],
+                              predictions["confidences"], scores)
     ]
-    visible = gt[..., 2] > 0
-    metrics = dict(coco_keypoint_eval(coco, results, sigmas))
-    metrics.update(pck(keypoints, gt[..., :2], visible, bbox[:, 2:].max(axis=1)))
-    metrics["EPE"] = float(epe(keypoints, gt[..., :2], visible))
+
+
+def compute_metrics(predictions: dict[str, np.ndarray], coco, category_id: int, spec,
+                    nme_norm: str = "none", nme_pair=None) -> dict[str, float]:
+    """COCO OKS AP/AR (pycocotools); PCK@0.05/0.1/0.2 (norm: longer box side), EPE and RMSE
+    (image px); per keypoint "PCK@0.1/<name>" and "EPE/<name>"; NME/AUC/FR when nme_norm is set."""
+    keypoints, gt, bbox = predictions["keypoints"], predictions["gt"], predictions["bbox"]
+    visible, norm = gt[..., 2] > 0, bbox_longer_side(bbox)
+    metrics = dict(coco_keypoint_eval(coco, coco_results(predictions, category_id), spec.sigmas))
+    metrics.update(distance_metrics(keypoints, gt[..., :2], visible, norm))
+    if nme_norm != "none":
+        norm = _nme_norm(nme_norm, nme_pair, gt, bbox, spec.num_keypoints)
+        metrics.update(landmark_metrics(keypoints, gt[..., :2], visible, norm))
+    for row in per_keypoint_table(keypoints, gt[..., :2], visible, bbox_longer_side(bbox), spec.names,
+                                  total=False):
+        metrics[f"PCK@0.1/{row['name']}"], metrics[f"EPE/{row['name']}"] = row["PCK@0.1"], row["EPE"]
     return {k: float(v) for k, v in metrics.items()}
 
 
-def evaluate(predictor: HeatmapPredictor, loader, dataset, device: torch.device) -> dict[str, float]:
+def _nme_norm(kind: str, pair, gt: np.ndarray, bbox: np.ndarray, num_keypoints: int) -> np.ndarray:
+    if kind == "box":
+        return box_norm(bbox)
+    pair = pair or EYE_CORNERS.get(num_keypoints)
+    if pair is None:
+        raise ValueError(f"eval.nme_norm=interocular needs eval.nme_pair (outer eye corner indices) for "
+                         f"{num_keypoints} keypoints; known defaults: 68 (300W), 98 (WFLW)")
+    return interocular_norm(gt[..., :2], pair[0], pair[1])
+
+
+def summary_table(metrics: dict[str, float]) -> str:
+    """Printable table of the summary metrics (those without a per-keypoint "/<name>")."""
+    return format_table({k: v for k, v in metrics.items() if "/" not in k})
+
+
+def keypoint_table(metrics: dict[str, float]) -> str:
+    """Printable table with one row per keypoint: PCK@0.1 and EPE (image px)."""
+    names = [k.split("/", 1)[1] for k in metrics if k.startswith("EPE/")]
+    return format_rows([{"keypoint": n, "PCK@0.1": metrics[f"PCK@0.1/{n}"], "EPE": metrics[f"EPE/{n}"]}
+                        for n in names])
+
+
+def evaluate(predictor: HeatmapPredictor, loader, dataset, device: torch.device,
+             nme_norm: str = "none", nme_pair=None) -> dict[str, float]:
     predictions = predict_dataset(predictor, loader, device)
-    return compute_metrics(predictions, dataset.coco, dataset.category_id, dataset.spec.sigmas)
+    return compute_metrics(predictions, dataset.coco, dataset.category_id, dataset.spec, nme_norm, nme_pair)

@@ -30,11 +30,3 @@ class TensorBoardLogger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-
-
-def format_metrics(metrics: dict[str, float]) -> str:
-    """Two-column text table."""
-    width = max(len(k) for k in metrics) if metrics else 0
-    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
-    lines += [f"{key:<{width}}  {value:.4f}" for key, value in metrics.items()]
-    return "\n".join(lines)

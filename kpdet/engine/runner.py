@@ -13,9 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 from kpdet.config import save_config
 from kpdet.engine import builders, distributed
 from kpdet.engine.checkpoint import eval_weights, load_checkpoint, rng_state, save_atomic, set_rng_state
-from kpdet.engine.evaluate import evaluate
+from kpdet.engine.evaluate import evaluate, summary_table
 from kpdet.engine.infer import spec_to_checkpoint
-from kpdet.engine.logger import TensorBoardLogger, format_metrics
+from kpdet.engine.logger import TensorBoardLogger
 from kpdet.engine.train import StepOptions, train_one_epoch
 from kpdet.predict import HeatmapPredictor
 from kpdet.vis import prediction_panel
@@ -141,12 +141,12 @@ def _seed_epoch(seed: int, epoch: int, loader) -> None:
 
 
 def _validate(cfg, predictor, c: Components, logger, step) -> dict[str, float]:
-    metrics = evaluate(predictor, c.val_loader, c.val_set, c.device)
+    metrics = evaluate(predictor, c.val_loader, c.val_set, c.device, cfg.eval.nme_norm, cfg.eval.nme_pair)
     logger.scalars(step, metrics, prefix="val/")
     if cfg.eval.vis_images > 0 and distributed.is_main():
         logger.image("val/predictions", step, _panel(predictor, c.val_set, cfg.eval.vis_images, c.device))
     if distributed.is_main():
-        print(f"validation at step {step}:\n{format_metrics(metrics)}", flush=True)
+        print(f"validation at step {step}:\n{summary_table(metrics)}", flush=True)
     return metrics
 
 
@@ -222,4 +222,5 @@ def test(cfg: DictConfig, checkpoint_path: str, split: str = "test") -> dict[str
     model.to(device)
     loader = builders.build_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, False, cfg.seed)
     flip_index = dataset.spec.flip_index if cfg.eval.flip_test else None
-    return evaluate(make_predictor(model, codec, loss_fn.activation, flip_index), loader, dataset, device)
+    predictor = make_predictor(model, codec, loss_fn.activation, flip_index)
+    return evaluate(predictor, loader, dataset, device, cfg.eval.nme_norm, cfg.eval.nme_pair)
