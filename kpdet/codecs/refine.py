@@ -83,7 +83,8 @@ def gaussian_fill(scores: torch.Tensor, x: torch.Tensor, y: torch.Tensor, win: t
 
     At the map edge the 3x3 fit window moves one pixel inwards (a quadratic is exact from any
     three points). For a clean Gaussian target the fill is exact, so blurring the filled window
-    is like blurring a map without border or truncation. Without a fitted maximum, they stay 0.
+    is like blurring a map without border or truncation. Without a fitted maximum (or when the
+    fit window has a pixel <= 0) they stay as they are: zero padding, as MMPose.
     """
     H, W = scores.shape[-2:]
     sx, sy = x.clamp(1, W - 2) - x, y.clamp(1, H - 2) - y
@@ -93,7 +94,8 @@ def gaussian_fill(scores: torch.Tensor, x: torch.Tensor, y: torch.Tensor, win: t
     d = torch.arange(-r, r + 1, device=win.device, dtype=win.dtype)
     u, v = d - sx[..., None, None], d[:, None] - sy[..., None, None]
     q = L0 + gx * u + gy * v + 0.5 * (hxx * u * u + hyy * v * v) + hxy * u * v
-    ok = (hxx < 0) & (hxx * hyy - hxy * hxy > 0)
+    # A fit through a non-positive pixel (beyond a truncated target: sigma < ~0.85 px) is no fit.
+    ok = (hxx < 0) & (hxx * hyy - hxy * hxy > 0) & (fit > 0).flatten(-2).all(-1)[..., None, None]
     fill = (~inside | (win <= 0)) & ok
     return torch.where(fill, torch.exp(q.clamp(-80, 50)), win)  # -80: no denormals
 
