@@ -75,6 +75,14 @@ class CrossEntropyLoss(PixelwiseLoss):
     def term(self, log_z, log_1mz, z, y):
         return -y * log_z
 
+    def compute(self, pred: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
+        # torch's fused kernels compute exactly these sums in log space, faster than the generic path
+        y = self.dense_target(pred, target, weight)
+        if self.mode == "multiclass":
+            return F.cross_entropy(pred, y)  # probability targets: mean over B*H*W of sum_i -y_i log z_i
+        w = None if weight is None else channel_weight(weight, pred.dim())
+        return F.binary_cross_entropy_with_logits(pred, y, weight=w)
+
 
 @register_loss("wce")
 class WeightedCrossEntropyLoss(PixelwiseLoss):
@@ -105,8 +113,8 @@ class WeightedCrossEntropyLoss(PixelwiseLoss):
 
     def compute(self, pred: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
         y = self.dense_target(pred, target, weight)
-        w = channel_weight(self.weights(y)[None], pred.dim())
-        return (-w * y * F.log_softmax(pred, 1)).sum(1).mean()
+        # probability targets with weight: sum_i -w_i y_i log z_i per pixel, mean over B*H*W
+        return F.cross_entropy(pred, y, weight=self.weights(y))
 
 
 @register_loss("dce")
