@@ -54,7 +54,7 @@ def test_daf_no_positive_divides_by_one():
     assert build_loss("distance_aware_focal")(pred, target).item() == pytest.approx(1.6500782, abs=1e-6)
 
 
-@pytest.mark.parametrize("params", [{}, {"alpha": 1.5, "beta": 3.0}])
+@pytest.mark.parametrize("params", [{}, {"alpha": 1.5, "beta": 3.0}, {"alpha": 3.0, "beta": 0.0}])
 def test_daf_matches_loop_with_weights(params):
     torch.manual_seed(0)
     pred = torch.randn(2, 3, 5, 6, dtype=torch.float64) * 3

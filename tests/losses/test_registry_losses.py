@@ -101,3 +101,18 @@ def test_build_errors_name_the_problem():
     with pytest.raises(TypeError, match="'distance_aware_focal' has no parameter 'gamma'.*alpha, beta"):
         build_loss({"type": "daf", "gamma": 2})
     assert build_loss({"type": "daf", "alpha": 3}).alpha == 3.0
+
+
+@pytest.mark.parametrize("name", ["distance_aware_focal", "focal", "dice", "squared_emd"])
+def test_autocast_region_still_computes_in_float32(name):
+    # Inside autocast (CPU bf16 here; CUDA fp16/bf16 alike) matmul-like ops inside the loss would
+    # run in half precision; the loss switches autocast off and upcasts.
+    loss = build_loss(name)
+    pred, target, weight = heatmaps(seed=5)
+    lin = torch.nn.Conv2d(3, 3, 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = lin(pred)
+        assert out.dtype == torch.bfloat16
+        value = loss(out, target, weight)
+    assert value.dtype == torch.float32
+    assert value.item() == pytest.approx(loss(out.float(), target, weight).item(), rel=1e-6)
