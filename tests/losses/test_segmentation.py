@@ -151,23 +151,27 @@ def test_generalized_dice_hand_with_absent_class():
 
 # ---------- loop references, both modes ----------
 
-@pytest.mark.parametrize("name", PIXELWISE)
+PARAMS = [("ce", {}), ("dce", {"alpha": 0.5, "beta": 2.0}), ("dce", {"alpha": 0.0}), ("focal", {}),
+          ("focal", {"alpha": 0.7, "gamma": 1.5}), ("dual_focal", {"alpha": 0.5, "beta": 2.0, "gamma": 2.0}),
+          ("dual_focal", {"gamma": 3.0})]
+
+
+@pytest.mark.parametrize("name,params", PARAMS)
 @pytest.mark.parametrize("mode", ["multilabel", "multiclass"])
-def test_pixelwise_matches_loop(name, mode):
+def test_pixelwise_matches_loop(name, params, mode):
     pred, y = inputs(mode, seed=1)
-    params = {"dce": {"alpha": 0.5, "beta": 2.0}, "focal": {"alpha": 0.7, "gamma": 1.5},
-              "dual_focal": {"alpha": 0.5, "beta": 2.0, "gamma": 2.0, "rho": 1.0}}.get(name, {})
     weight = torch.rand(2, 3, dtype=torch.float64) if mode == "multilabel" else None
     loss = build_loss({"type": name, "mode": mode, **params})
     expected = pixelwise_loop(name, params, pred, y, mode, weight)
     assert loss(pred, y, weight).item() == pytest.approx(expected, rel=1e-10)
 
 
-def test_dual_focal_rho_above_one_matches_loop():
-    pred, y = inputs("multiclass", seed=2)
-    p = {"rho": 1.5, "gamma": 2.0}
-    expected = pixelwise_loop("dual_focal", p, pred, y, "multiclass")
-    dfl = build_loss({"type": "dfl", "mode": "multiclass", **p})
+@pytest.mark.parametrize("mode", ["multilabel", "multiclass"])
+@pytest.mark.parametrize("p", [{"rho": 1.5, "gamma": 2.0}, {"rho": 2.0, "gamma": 0.5, "beta": 0.3}])
+def test_dual_focal_rho_above_one_matches_loop(mode, p):
+    pred, y = inputs(mode, seed=2)
+    expected = pixelwise_loop("dual_focal", p, pred, y, mode)
+    dfl = build_loss({"type": "dfl", "mode": mode, **p})
     assert dfl(pred, y).item() == pytest.approx(expected, rel=1e-10)
 
 
