@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from kpdet.losses._fused import fused_mean, sigmoid_parts
 from kpdet.losses._logspace import log1m_softmax
 from kpdet.losses.base import Loss, channel_weight, register_loss
 
@@ -51,11 +52,6 @@ def _ipow(x: Tensor, k: float) -> Tensor:
     return {1: lambda: x, 2: lambda: x * x, 3: lambda: x * x * x}.get(k, lambda: x.pow(k))()
 
 
-def _bce(pred: Tensor, y: Tensor) -> Tensor:
-    """-(y log p + (1-y) log(1-p)) per element, p = sigmoid(pred), by torch's fused kernel."""
-    return F.binary_cross_entropy_with_logits(pred, y, reduction="none")
-
-
 class PixelwiseLoss(SegmentationLoss):
     """L = mean over pixels of sum over the class axis of `term(log z, log(1-z), z, y)`.
 
@@ -77,6 +73,8 @@ class PixelwiseLoss(SegmentationLoss):
         if self.mode == "multiclass":
             log_z = F.log_softmax(pred, 1)
             return self.term(log_z, log1m_softmax(pred, 1), log_z.exp(), y).sum(1).mean()
+        if hasattr(self, "binary_value_grad") and pred.dim() >= 3:
+            return fused_mean(pred, y, weight, self.binary_value_grad)
         per = self.binary(pred, y)
         if weight is not None:
             per = per * channel_weight(weight, pred.dim())
@@ -148,12 +146,19 @@ class DualCrossEntropyLoss(PixelwiseLoss):
         log_az = log_z if self.alpha == 0 else torch.log(self.alpha + z)  # alpha = 0: stay in log space
         return -y * log_z + self.beta * (1 - y) * log_az
 
-    def binary(self, pred, y):
-        if self.alpha == 0:
-            return super().binary(pred, y)
-        p = torch.sigmoid(pred)
-        penalty = (1 - y) * torch.log(self.alpha + p) + y * torch.log((self.alpha + 1) - p)
-        return _bce(pred, y) + self.beta * penalty
+    def binary_value_grad(self, x, y):
+        """v = bce + beta [(1-y) log(a + p) + y log(a + 1 - p)],  bce = -(y log p + (1-y) log(1-p)),
+        dv/dx = (p - y) + beta p q [(1-y)/(a + p) - y/(a + 1 - p)]   (a = alpha > 0; a = 0 uses log space)."""
+        p, q, log_p, log_q = sigmoid_parts(x)
+        a, b = self.alpha, self.beta
+        if a == 0:
+            pen = ((1 - y) * log_p).add_(y * log_q)
+            dpen = (1 - y) * q - y * p
+        else:
+            pen = ((1 - y) * torch.log(a + p)).add_(y * torch.log(a + q))
+            dpen = p * q * ((1 - y) / (a + p) - y / (a + q))
+        v = (y * log_p).add_((1 - y) * log_q).neg_().add_(pen.mul_(b))
+        return v, (p - y).add_(dpen.mul_(b))
 
 
 @register_loss("focal", aliases=("fl",))
@@ -170,12 +175,15 @@ class FocalLoss(PixelwiseLoss):
     def term(self, log_z, log_1mz, z, y):
         return -self.alpha * torch.exp(self.gamma * log_1mz) * y * log_z
 
-    def binary(self, pred, y):
-        # -alpha [ (1-p)^gamma y log p + p^gamma (1-y) log(1-p) ]
-        g = self.gamma
-        pos = _ipow(torch.sigmoid(-pred), g) * y * F.logsigmoid(pred)
-        neg = _ipow(torch.sigmoid(pred), g) * (1 - y) * F.logsigmoid(-pred)
-        return -self.alpha * (pos + neg)
+    def binary_value_grad(self, x, y):
+        """v = -alpha [ y q^g log p + (1-y) p^g log q ],  q = 1-p,
+        dv/dx = -alpha [ y q^g (q - g p log p) + (1-y) p^g (g q log q - p) ]."""
+        p, q, log_p, log_q = sigmoid_parts(x)
+        g, a = self.gamma, self.alpha
+        qg, pg = _ipow(q, g) * y, _ipow(p, g) * (1 - y)
+        v = (qg * log_p).add_(pg * log_q).mul_(-a)
+        d = (qg * (q - g * p * log_p)).add_(pg * (g * q * log_q - p)).mul_(-a)
+        return v, d
 
 
 @register_loss("dual_focal", aliases=("dfl",))
@@ -197,16 +205,27 @@ class DualFocalLoss(PixelwiseLoss):
         log_rz = log_1mz if self.rho == 1 else torch.log(self.rho - z)
         return -y * log_z - self.beta * (1 - y) * log_rz + self.alpha * (y - z).abs().pow(self.gamma)
 
-    def binary(self, pred, y):
-        # both classes summed: the alpha term appears twice, |(1-y) - (1-p)| = |y - p|;
-        # rho = 1: -beta [(1-y) log(1-p) + y log p] = beta * BCE
-        p = torch.sigmoid(pred)
-        dual = 2 * self.alpha * _ipow((y - p).abs(), self.gamma)
-        if self.rho == 1:
-            return (1 + self.beta) * _bce(pred, y) + dual
-        rho = self.rho
-        log_rz = (1 - y) * torch.log(rho - p) + y * torch.log((rho - 1) + p)  # z = p and z = 1 - p
-        return _bce(pred, y) - self.beta * log_rz + dual
+    def binary_value_grad(self, x, y):
+        """Both classes summed (|(1-y) - (1-p)| = |y - p|, so the alpha term appears twice):
+            v = bce - beta [(1-y) log(rho - p) + y log(rho - 1 + p)] + 2 alpha |y - p|^g
+        with bce = -(y log p + (1-y) log(1-p)), d bce/dx = p - y, dp/dx = p q; for rho = 1 the
+        beta term is beta * bce (log space)."""
+        p, q, log_p, log_q = sigmoid_parts(x)
+        b, g, rho = self.beta, self.gamma, self.rho
+        bce = (y * log_p).add_((1 - y) * log_q).neg_()
+        d = p - y
+        if rho == 1:
+            v, dv = bce.mul_(1 + b), d * (1 + b)
+        else:
+            pq = p * q
+            v = bce.sub_(((1 - y) * torch.log(rho - p)).add_(y * torch.log((rho - 1) + p)).mul_(b))
+            dv = d - b * pq * (y / ((rho - 1) + p) - (1 - y) / (rho - p))
+        ad = d.abs()
+        v += 2 * self.alpha * _ipow(ad, g)
+        # d/dx |p - y|^g = g |p - y|^(g-1) sign(p - y) p q; zero where p == y (also for g < 1)
+        slope = torch.where(ad > 0, g * _ipow(ad, g - 1), 0.0) if g != 1 else torch.ones_like(ad)
+        dv += 2 * self.alpha * slope * d.sign() * p * q
+        return v, dv
 
 
 class RegionLoss(SegmentationLoss):

@@ -200,14 +200,17 @@ def test_multiclass_index_equals_onehot(name):
 
 # ---------- gradients ----------
 
-@pytest.mark.parametrize("name", PIXELWISE + REGION)
+GRAD_CASES = PARAMS + [("dual_focal", {"gamma": 0.5, "rho": 1.5, "beta": 2.0})] + [(n, {}) for n in REGION]
+
+
+@pytest.mark.parametrize("name,params", GRAD_CASES)
 @pytest.mark.parametrize("mode", ["multilabel", "multiclass"])
-def test_gradcheck(name, mode):
+def test_gradcheck(name, params, mode):
     pred, y = inputs(mode, seed=5, B=2, C=3, H=3, W=3)
     pred.requires_grad_()
     weight = torch.tensor([[1.0, 0.5, 0.0], [2.0, 1.0, 1.0]], dtype=torch.float64)
     weight = weight if mode == "multilabel" else None
-    loss = build_loss({"type": name, "mode": mode})
+    loss = build_loss({"type": name, "mode": mode, **params})
     assert torch.autograd.gradcheck(lambda x: loss(x, y, weight), (pred,))
 
 
