@@ -26,10 +26,12 @@ def data_overrides(root: Path, val_split: str = "val") -> list[str]:
             f"data.val.ann_file={root / f'{val_split}.json'}", f"data.val.img_dir={root / 'images'}"]
 
 
-def run_tool(*args: str, timeout: float = 300) -> str:
+def run_tool(*args: str, timeout: float = 300, env: dict | None = None) -> str:
     """Run a tools/ script as a user does (from the repo root); returns stdout, fails with its stderr."""
+    import os
     import subprocess
 
-    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     return done.stdout

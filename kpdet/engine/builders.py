@@ -107,6 +107,8 @@ def prepare_model(cfg: DictConfig, model: torch.nn.Module, device: torch.device,
     -> (model for the training step, EMA AveragedModel or None)."""
     t = cfg.train
     if t.sync_bn and world_size > 1:
+        if device.type != "cuda":
+            raise ValueError("train.sync_bn=true needs CUDA (PyTorch's SyncBatchNorm is GPU-only)")
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device, memory_format=torch.channels_last if t.channels_last else torch.preserve_format)
     if device.type == "cuda":

@@ -40,6 +40,18 @@ def gather_objects(obj):
     return gathered
 
 
+def broadcast_buffers(model: torch.nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    DDP syncs buffers at the start of each forward, so after the last training
+    step each rank holds its own statistics; evaluation must use rank 0's, the
+    ones the checkpoint saves.
+    """
+    if dist.is_initialized():
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()

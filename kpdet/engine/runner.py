@@ -141,6 +141,7 @@ def _seed_epoch(seed: int, epoch: int, loader) -> None:
 
 
 def _validate(cfg, predictor, c: Components, logger, step) -> dict[str, float]:
+    distributed.broadcast_buffers(predictor.model)
     metrics = evaluate(predictor, c.val_loader, c.val_set, c.device, cfg.eval.nme_norm, cfg.eval.nme_pair)
     logger.scalars(step, metrics, prefix="val/")
     if cfg.eval.vis_images > 0 and distributed.is_main():
