@@ -107,19 +107,20 @@ class HeatmapCodec:
         return -(self.heatmap_size[0] - 1 - self.scale[0] * (self.input_size[0] - 1) - 2 * self.offset[0])
 
     # encode ----------------------------------------------------------------------------
-    def encode(self, keypoints: torch.Tensor, visible: torch.Tensor,
-               sizes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, keypoints: torch.Tensor, visible: torch.Tensor, sizes: torch.Tensor | None = None,
+               out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """keypoints [B, K, 2] input px, visible [B, K] (bool, or > 0 = visible) ->
         (heatmaps [B, K, H, W] float32, weights [B, K] float32), on the inputs' device.
 
         sizes: optional [B, K, 2] object (w, h) in input px; each Gaussian then gets
         CornerNet's radius r for that box on the heatmap and sigma = (2r + 1) / 6.
+        out: optional [B, K, H, W] float32 buffer for the heatmaps (reuse across steps).
         """
         centres = self.to_heatmap(keypoints.float())
         if not self.subpixel:
             centres = torch.floor(centres + 0.5)
         return render_gaussians(centres, self._sigmas(keypoints, sizes), visible > 0,
-                                self.heatmap_size, self.radius_factor, self.one_positive)
+                                self.heatmap_size, self.radius_factor, self.one_positive, out)
 
     def _sigmas(self, keypoints: torch.Tensor, sizes: torch.Tensor | None) -> torch.Tensor:
         if sizes is not None:

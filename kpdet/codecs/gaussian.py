@@ -27,10 +27,13 @@ def gaussian_1d(centre: torch.Tensor, sigma: torch.Tensor, size: int, radius_fac
     unaffected) and cap every other value just below 1.0 (a centre at .5 would tie).
     """
     grid = torch.arange(size, device=centre.device, dtype=torch.float32)
-    d = grid - centre[..., None]
-    exponent = d * d / (2 * sigma[..., None] ** 2)
-    keep = (d.abs() <= radius_factor * sigma[..., None]) & (exponent <= MAX_EXPONENT)
-    g = torch.exp(-exponent.clamp(max=MAX_EXPONENT)) * keep
+    # |d| <= radius_factor * sigma  <=>  d^2 / (2 sigma^2) <= radius_factor^2 / 2: one compare.
+    # Few, in-place ops: each op above torch's grain size is a parallel region, and those
+    # dominate when the cores are shared.
+    cut = min(radius_factor**2 / 2, MAX_EXPONENT)
+    exponent = (grid - centre[..., None]).square_().mul_(0.5 / sigma[..., None] ** 2)
+    keep = exponent <= cut
+    g = torch.exp(exponent.neg_()).mul_(keep)
     in_map = keep.any(-1)
     if one_positive:
         g = _one_positive(g, centre, size, grid)
@@ -47,13 +50,15 @@ def _one_positive(g: torch.Tensor, centre: torch.Tensor, size: int, grid: torch.
 
 def render_gaussians(centres: torch.Tensor, sigma: torch.Tensor, visible: torch.Tensor,
                      heatmap_size: tuple[int, int], radius_factor: float,
-                     one_positive: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                     one_positive: bool = False, out: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gaussians at sub-pixel centres, truncated to a square of half-side radius_factor * sigma.
 
     centres [B, K, 2] heatmap px (x, y); sigma broadcastable to [B, K]; visible [B, K] bool.
     -> (heatmaps [B, K, H, W] float32, weights [B, K] float32). A channel is all zero, with
     weight 0, when the keypoint is invisible or its truncated support misses the map.
     heatmap[b, k, y, x] = gy[b, k, y] * gx[b, k, x]: one outer product, no loop.
+    out: optional float32 [B, K, H, W] buffer to write into (reusing it avoids page faults).
     """
     W, H = heatmap_size
     sigma = torch.as_tensor(sigma, dtype=torch.float32, device=centres.device).expand(centres.shape[:2])
@@ -62,7 +67,7 @@ def render_gaussians(centres: torch.Tensor, sigma: torch.Tensor, visible: torch.
     gx, in_x = gaussian_1d(centres[..., 0], sigma, W, radius_factor, one_positive)
     gy, in_y = gaussian_1d(centres[..., 1], sigma, H, radius_factor, one_positive)
     weights = (visible & in_x & in_y).float()
-    heatmaps = gy[..., :, None] * (gx * weights[..., None])[..., None, :]
+    heatmaps = torch.mul(gy[..., :, None], gx.mul_(weights[..., None])[..., None, :], out=out)
     return heatmaps, weights
 
 

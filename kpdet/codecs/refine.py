@@ -25,14 +25,16 @@ def gather_window(scores: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
     """Square windows around peaks: x, y [B, K, M] long -> (values, inside) [B, K, M, P, P], P = 2r + 1.
 
     values[..., i, j] = scores[b, k, y + i - r, x + j - r], 0 where that pixel is off the map.
+    Indices are built per axis ([..., P]) and combined once; one index_select reads the windows.
     """
     B, K, H, W = scores.shape
     r = torch.arange(-radius, radius + 1, device=scores.device)
-    xs = x[..., None, None] + r
-    ys = y[..., None, None] + r[:, None]
-    inside = (xs >= 0) & (xs < W) & (ys >= 0) & (ys < H)
-    index = ys.clamp(0, H - 1) * W + xs.clamp(0, W - 1)
-    values = scores.flatten(2).gather(2, index.flatten(2)).view(index.shape)
+    xs = x[..., None] + r  # [B, K, M, P]
+    ys = y[..., None] + r
+    inside = ((ys >= 0) & (ys < H))[..., :, None] & ((xs >= 0) & (xs < W))[..., None, :]
+    channel = torch.arange(B * K, device=scores.device).view(B, K, 1, 1) * (H * W)
+    index = (channel + ys.clamp(0, H - 1) * W)[..., :, None] + xs.clamp(0, W - 1)[..., None, :]
+    values = scores.reshape(-1).index_select(0, index.reshape(-1)).view(index.shape)
     return values * inside, inside
 
 
@@ -76,28 +78,30 @@ def quadratic_fit(logs: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return L0, gx, gy, hxx, hyy, hxy
 
 
-def gaussian_fill(scores: torch.Tensor, x: torch.Tensor, y: torch.Tensor, win: torch.Tensor,
-                  inside: torch.Tensor) -> torch.Tensor:
-    """Replace pixels of windows [B, K, M, P, P] around (x, y) that are off the map or <= 0
-    by the Gaussian fitted to the raw 3x3 pixels at the peak.
+def gaussian_fill(scores: torch.Tensor, x: torch.Tensor, y: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
+    """Replace pixels <= 0 of windows [B, K, M, P, P] around (x, y) (off-map pixels are 0 there)
+    by the axis-aligned Gaussian fitted to the raw 3x3 pixels at the peak.
 
     At the map edge the 3x3 fit window moves one pixel inwards (a quadratic is exact from any
-    three points). For a clean Gaussian target the fill is exact, so blurring the filled window
-    is like blurring a map without border or truncation. Without a fitted maximum (or when the
-    fit window has a pixel <= 0) they stay as they are: zero padding, as MMPose.
+    three points). For a clean (axis-aligned) Gaussian target the fill is exact, so blurring the
+    filled window is like blurring a map without border or truncation. The model is separable,
+    exp(qx(u)) * exp(qy(v)), so it costs one outer product. Without a fitted maximum (or when
+    the fit window has a pixel <= 0, e.g. sigma < ~0.85 px at the edge) pixels stay 0: zero
+    padding, as MMPose.
     """
     H, W = scores.shape[-2:]
     sx, sy = x.clamp(1, W - 2) - x, y.clamp(1, H - 2) - y
     fit, _ = gather_window(scores, x + sx, y + sy, 1)
-    L0, gx, gy, hxx, hyy, hxy = (t[..., None, None] for t in quadratic_fit(fit.clamp_min(LOG_EPS).log()))
+    L0, gx, gy, hxx, hyy, _ = quadratic_fit(fit.clamp_min(LOG_EPS).log())
     r = win.shape[-1] // 2
     d = torch.arange(-r, r + 1, device=win.device, dtype=win.dtype)
-    u, v = d - sx[..., None, None], d[:, None] - sy[..., None, None]
-    q = L0 + gx * u + gy * v + 0.5 * (hxx * u * u + hyy * v * v) + hxy * u * v
-    # A fit through a non-positive pixel (beyond a truncated target: sigma < ~0.85 px) is no fit.
-    ok = (hxx < 0) & (hxx * hyy - hxy * hxy > 0) & (fit > 0).flatten(-2).all(-1)[..., None, None]
-    fill = (~inside | (win <= 0)) & ok
-    return torch.where(fill, torch.exp(q.clamp(-80, 50)), win)  # -80: no denormals
+    u, v = d - sx[..., None], d - sy[..., None]  # [B, K, M, P] offsets from the fit centre
+    ok = (hxx < 0) & (hyy < 0) & (fit > 0).flatten(-2).all(-1)
+    # L0 goes with x; each 1-D exponent is clamped to [-40, 40] so the product stays normal
+    ex = torch.exp((L0[..., None] + gx[..., None] * u + 0.5 * hxx[..., None] * u * u).clamp(-40, 40))
+    ey = torch.exp((gy[..., None] * v + 0.5 * hyy[..., None] * v * v).clamp(-40, 40))
+    model = (ey * ok[..., None])[..., :, None] * ex[..., None, :]
+    return torch.where(win <= 0, model, win)
 
 
 def dark_offsets(scores: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
@@ -111,8 +115,8 @@ def dark_offsets(scores: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
     """
     scores = scores.float()
     kr = max(blur_kernel_size, 1) // 2
-    win, inside = gather_window(scores, x, y, max(kr + 1, 2))
-    win = gaussian_fill(scores, x, y, win, inside)
+    win, _ = gather_window(scores, x, y, max(kr + 1, 2))
+    win = gaussian_fill(scores, x, y, win)
     if kr == 0:
         win = win[..., 1:-1, 1:-1]
     if kr > 0:

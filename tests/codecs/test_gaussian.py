@@ -105,3 +105,12 @@ def test_encode_decode_on_cuda_match_cpu():
     hm_cpu, w_cpu = codec.encode(kp, vis)
     assert torch.allclose(hm.cpu(), hm_cpu, atol=1e-6) and torch.equal(w.cpu(), w_cpu)
     assert torch.allclose(codec.decode(hm)[0].cpu(), codec.decode(hm_cpu)[0], atol=1e-3)
+
+
+def test_encode_into_a_buffer_matches_and_reuses_it():
+    codec = build_codec("dark", **SIZES)
+    kp, vis = torch.rand(3, 4, 2) * 60, torch.rand(3, 4) > 0.3
+    buffer = torch.full((3, 4, 12, 16), 7.0)
+    hm, w = codec.encode(kp, vis, out=buffer)
+    assert hm.data_ptr() == buffer.data_ptr()
+    assert torch.equal(hm, codec.encode(kp, vis)[0]) and torch.equal(w, vis.float() * w)
