@@ -284,9 +284,9 @@ class PointwiseExponentialLoss(RegionLoss):
         self.n = float(n)
 
     def region(self, p, g):
-        num = _spatial_sum(p.pow(self.n) * g)
-        den = _spatial_sum(p * g) + _spatial_sum(p * (1 - g)) + _spatial_sum((1 - p) * g)
-        return 1 - _safe_div(num, den)
+        pg = _spatial_sum(p * g)
+        num = _spatial_sum(_ipow(p, self.n) * g)
+        return 1 - _safe_div(num, _spatial_sum(p) + _spatial_sum(g) - pg)
 
 
 @register_loss("generalized_dice", aliases=("gdl",))
