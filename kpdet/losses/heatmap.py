@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kpdet.losses.base import Loss, channel_weight, check_dense, register_loss
+from kpdet.losses.base import Loss, check_dense, register_loss
 
 # Elements per chunk of the fused focal pass: the few temporaries of one chunk stay in
 # cache, and a few dozen chunks keep the Python overhead small.
@@ -130,6 +130,25 @@ class DistanceAwareFocalLoss(Loss):
         return _DistanceAwareFocal.apply(pred.contiguous(), target.contiguous(), w, self.alpha, self.beta)
 
 
+class _WeightedMSE(torch.autograd.Function):
+    """mean of w[b,c] (x - y)^2 with one temporary (x - y), reused by the backward."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, y: Tensor, w: Tensor) -> Tensor:
+        d = (x - y).reshape(x.shape[0] * x.shape[1], 1, -1)  # [B*C, 1, HW]
+        per = torch.bmm(d, d.transpose(1, 2)).view(-1)  # sum_hw d^2 per channel, no temporary
+        ctx.save_for_backward(d, w)
+        ctx.shape = x.shape
+        return torch.dot(per, w.reshape(-1)) / x.numel()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        d, w = ctx.saved_tensors
+        scale = w.reshape(-1, 1, 1) * (grad_out * (2.0 / d.numel()))
+        return (d * scale).view(ctx.shape), None, None
+
+
 @register_loss("mse")
 class MSELoss(Loss):
     """Weighted mean squared error (MMPose KeypointMSELoss, use_target_weight).
@@ -148,5 +167,4 @@ class MSELoss(Loss):
         check_dense(pred, target, weight)
         if weight is None:
             return F.mse_loss(pred, target)
-        sq = F.mse_loss(pred, target, reduction="none")
-        return (sq * channel_weight(weight, pred.dim())).mean()
+        return _WeightedMSE.apply(pred, target, weight)
