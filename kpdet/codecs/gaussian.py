@@ -4,8 +4,6 @@ All sizes here are in heatmap pixels; pixel j has its centre at coordinate j.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 # Largest exponent kept per 1-D factor: exp(-40) = 4.2e-18, so a 2-D value
@@ -108,14 +106,3 @@ def blur_kernel(size: int, device=None) -> torch.Tensor:
     x = torch.arange(size, device=device, dtype=torch.float32) - (size - 1) / 2
     k = torch.exp(-x * x / (2 * s * s))
     return k / k.sum()
-
-
-def oks_sigmas_to_heatmap(oks_sigmas, scale: float) -> list[float]:
-    """Per-keypoint sigma (heatmap px) from OKS sigmas: scale * oks_k (30 -> COCO mean 2.0)."""
-    return [scale * float(s) for s in oks_sigmas]
-
-
-def _check_finite(x: float, name: str) -> float:
-    if not math.isfinite(x) or x <= 0:
-        raise ValueError(f"{name} must be a positive number, got {x}")
-    return x

@@ -140,10 +140,10 @@ def soft_argmax(scores: torch.Tensor) -> torch.Tensor:
     Negative scores are clamped to 0; an all-zero channel gives the map centre. Differentiable.
     """
     B, K, H, W = scores.shape
-    p = scores.float().clamp_min(0)
+    p = scores.to(torch.promote_types(scores.dtype, torch.float32)).clamp_min(0)  # float64 stays
     total = p.sum((-1, -2)).clamp_min(1e-12)
-    xs = torch.arange(W, device=scores.device, dtype=torch.float32)
-    ys = torch.arange(H, device=scores.device, dtype=torch.float32)
+    xs = torch.arange(W, device=scores.device, dtype=p.dtype)
+    ys = torch.arange(H, device=scores.device, dtype=p.dtype)
     ex = (p.sum(-2) * xs).sum(-1) / total
     ey = (p.sum(-1) * ys).sum(-1) / total
     empty = p.sum((-1, -2)) <= 0
