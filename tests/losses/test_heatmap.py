@@ -146,3 +146,17 @@ def test_mse_gradcheck_and_activation():
     loss = build_loss("mse")
     assert loss.activation == "identity" and build_loss("daf").activation == "sigmoid"
     assert torch.autograd.gradcheck(lambda x: loss(x, target, weight), (pred,))
+
+
+def test_mse_fractional_weights_match_loop():
+    torch.manual_seed(5)
+    pred, target = torch.randn(2, 3, 4, 5, dtype=torch.float64), torch.rand(2, 3, 4, 5, dtype=torch.float64)
+    weight = torch.rand(2, 3, dtype=torch.float64)
+    total = 0.0
+    for b in range(2):
+        for c in range(3):
+            for i in range(4):
+                for j in range(5):
+                    total += float(weight[b, c]) * (float(pred[b, c, i, j]) - float(target[b, c, i, j])) ** 2
+    # mean over all B*C*H*W = 120 elements, removed/partial channels still counted
+    assert build_loss("mse")(pred, target, weight).item() == pytest.approx(total / 120, rel=1e-12)
