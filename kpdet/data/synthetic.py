@@ -471,12 +471,10 @@ def _place(rng, kp: np.ndarray, w: int, h: int, cut: bool) -> np.ndarray | None:
     size = np.array([w - 1, h - 1], float)
     for _ in range(12):
         off = np.array([rng.uniform(-lo[i], max(-lo[i], size[i] - hi[i])) for i in range(2)])
-        if cut:
-            axis, end = int(rng.random() < 0.35), int(rng.integers(2))
-            axis = 1 if axis == 1 else 0
-            edge = size[axis] * end
+        if cut:  # a share u of the figure's extent inside, across the left/right (or top/bottom) border
+            axis, end, u = int(rng.random() < 0.35), int(rng.integers(2)), rng.uniform(0.15, 0.7)
             span = hi[axis] - lo[axis]
-            off[axis] = edge - (lo[axis] if end else hi[axis]) + (1 - 2 * end) * span * rng.uniform(0.15, 0.7)
+            off[axis] = size[axis] - lo[axis] - u * span if end else u * span - hi[axis]
         inside = (kp + off >= 0).all(1) & (kp + off <= size).all(1)
         if inside.sum() >= 6:
             return off
