@@ -47,7 +47,8 @@ def encode_instances(codec, points: torch.Tensor, labels: torch.Tensor, visible:
 
     points [B, N, 2] input px, labels [B, N] long class, visible [B, N], sizes optional
     [B, N, 2] (w, h) input px for CornerNet radii -> heatmaps [B, num_classes, H, W], the
-    pixel-wise maximum of the instances' Gaussians of that class (as CenterNet).
+    pixel-wise maximum of the instances' Gaussians of that class (as CenterNet). The codec's
+    sigma must be one number here (per-keypoint lists index keypoints, not instances).
     """
     heat, weights = codec.encode(points, visible, sizes)  # [B, N, H, W]
     B, N, H, W = heat.shape
