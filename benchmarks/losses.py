@@ -2,7 +2,8 @@
 
     python benchmarks/losses.py [--reps 7] [--threads 2] [--quick]
 
-Times are the best (minimum) of `reps` runs, the losses interleaved round-robin so that
+Times (process CPU time on CPU, so that other processes on a shared machine do not
+count; wall time on CUDA) are the best (minimum) of `reps` runs, the losses interleaved round-robin so that
 load from other processes hits them alike (the median is printed too); ratios use the
 best times of this one run. Peak memory
 counts every tensor storage allocated during forward+backward (a dispatch-mode tracker,
@@ -86,13 +87,13 @@ def fwd_bwd(fn, pred, target):
     return x
 
 
-def timed(fn, pred, target, sync) -> float:
+def timed(fn, pred, target, sync, clock) -> float:
     x = pred.clone().requires_grad_()
     sync()
-    t0 = time.perf_counter()
+    t0 = clock()
     fn(x, target).backward()
     sync()
-    return (time.perf_counter() - t0) * 1e3
+    return (clock() - t0) * 1e3
 
 
 def peak_memory(fn, pred, target) -> float:
@@ -127,7 +128,7 @@ REFERENCE = {"distance_aware_focal": "centernet_neg_loss", "ce": "F.binary_cross
              "mse": "F.mse_loss"}
 
 
-def bench_shape(shape, device, reps):
+def bench_shape(shape, device, reps, clock):
     pred, target, _ = heatmap_inputs(shape, device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     fns = candidates(shape)
@@ -136,7 +137,7 @@ def bench_shape(shape, device, reps):
         fwd_bwd(fn, pred, target)
     for _ in range(reps):
         for k, fn in fns.items():
-            times[k].append(timed(fn, pred, target, sync))
+            times[k].append(timed(fn, pred, target, sync, clock))
     best = {k: min(v) for k, v in times.items()}
     rows = []
     for k, fn in fns.items():
@@ -163,15 +164,20 @@ def main():
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--quick", action="store_true", help="pose tensor only")
+    ap.add_argument("--clock", choices=["cpu", "wall"], default=None,
+                    help="cpu: process CPU time, robust to other processes on a shared machine "
+                         "(default on CPU); wall: perf_counter (default on CUDA)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     cpu = f"CPU, {torch.get_num_threads()} threads"
     name = torch.cuda.get_device_name() if args.device == "cuda" else cpu
+    clock_name = args.clock or ("wall" if args.device == "cuda" else "cpu")
+    clock = time.process_time if clock_name == "cpu" else time.perf_counter
     rows = []
     for shape in (POSE,) if args.quick else (POSE, BIG):
-        rows += bench_shape(shape, args.device, args.reps)
-    print(table(rows, name))
+        rows += bench_shape(shape, args.device, args.reps, clock)
+    print(table(rows, f"{name}, {clock_name} clock"))
 
 
 if __name__ == "__main__":
