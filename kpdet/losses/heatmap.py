@@ -33,41 +33,40 @@ def _mul_pow_(out: Tensor, x: Tensor, k: float) -> Tensor:
     return out.mul_(x.pow(k))
 
 
-def _log_one_minus_sigmoid(x: Tensor) -> Tensor:
-    """log(1 - sigmoid(x)) = -(max(x, 0) + log1p(exp(-|x|))): exact for any finite x, and
-    faster on CPU than F.logsigmoid(-x), which also fills a buffer for its backward."""
-    return torch.log1p(torch.exp(-x.abs())).add_(x.clamp(min=0)).neg_()
+def _softplus(x: Tensor) -> Tensor:
+    """softplus(x) = -log(1 - sigmoid(x)) = max(x, 0) + log1p(exp(-|x|)): exact for any finite
+    x; on CPU faster than F.logsigmoid(-x), which also fills a buffer for its backward."""
+    return torch.log1p(x.abs().neg_().exp_()).add_(x.clamp(min=0))
 
 
 def _negative_chunk(x: Tensor, y: Tensor, w: Tensor, alpha: float, beta: float, grad: Tensor) -> Tensor:
-    """Negative-branch terms of one chunk; writes d/dx into `grad`, returns the sum of terms.
+    """Negative-branch losses of one chunk: returns their sum, writes their d/dx into `grad`.
 
-        term = w (1-y)^beta p^alpha log(1-p),   d term/dx = w (1-y)^beta p^alpha (alpha (1-p) log(1-p) - p)
+        loss = -w (1-y)^beta p^alpha log(1-p) = m softplus(x),     m = w (1-y)^beta p^alpha
+        d loss/dx = m (p + alpha (1-p) softplus(x))
 
     x, y, grad: [rows, HW]; w: [rows, 1]. At y == 1 the factor (1-y)^beta is 0 (beta > 0),
     so positives contribute exactly 0 here and are handled by `_positive_terms`.
     """
     p = torch.sigmoid(x)
-    log_q = _log_one_minus_sigmoid(x)
-    mod = _pow_(torch.sub(1, y), beta)
+    sp = _softplus(x)
+    m = _pow_(torch.sub(1, y), beta)
     if beta == 0:
-        mod.masked_fill_(y == 1, 0.0)
-    _mul_pow_(mod.mul_(w), p, alpha)
-    total = torch.dot(mod.view(-1), log_q.view(-1))
-    g = torch.sub(1, p).mul_(log_q).mul_(alpha).sub_(p)  # alpha (1-p) log(1-p) - p
-    torch.mul(g, mod, out=grad)
-    return total
+        m.masked_fill_(y == 1, 0.0)
+    _mul_pow_(m.mul_(w), p, alpha)
+    torch.mul(torch.addcmul(p, torch.sub(1, p), sp, value=alpha), m, out=grad)
+    return torch.dot(m.view(-1), sp.view(-1))
 
 
 def _positive_terms(x: Tensor, w: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
-    """Positive-branch terms (1-p)^alpha log p and their d/dx at the (few) pixels with y == 1.
+    """Positive-branch losses -(1-p)^alpha log p and their d/dx at the (few) pixels with y == 1.
 
-        d/dx = (1-p)^alpha ((1-p) - alpha p log p),  with 1-p = sigmoid(-x), log p = logsigmoid(x).
-    x, w: [P]. Returns (sum of w * terms, w * d/dx).
+        d/dx = -(1-p)^alpha ((1-p) - alpha p log p),  with 1-p = sigmoid(-x), log p = logsigmoid(x).
+    x, w: [P]. Returns (sum of w * losses, w * d/dx).
     """
     log_p, q = F.logsigmoid(x), torch.sigmoid(-x)
-    mod = _mul_pow_(w.clone(), q, alpha)
-    return torch.dot(mod, log_p), mod * (q - alpha * torch.sigmoid(x) * log_p)
+    m = _mul_pow_(w.clone(), q, alpha)
+    return -torch.dot(m, log_p), m * (alpha * torch.sigmoid(x) * log_p - q)
 
 
 class _DistanceAwareFocal(torch.autograd.Function):
@@ -92,7 +91,7 @@ class _DistanceAwareFocal(torch.autograd.Function):
             total += pos_total
             n_pos += w_pos.sum()
         ctx.save_for_backward(grad)
-        ctx.scale, ctx.shape = -1.0 / n_pos.clamp_min(1.0), x.shape
+        ctx.scale, ctx.shape = 1.0 / n_pos.clamp_min(1.0), x.shape
         return total * ctx.scale
 
     @staticmethod
