@@ -11,7 +11,8 @@ def smoke_config(root, work, *extra):
     # learns anything at all must fit 24 images; a broken target/decoder/loss cannot.
     return load_config("configs/smoke.yaml", [
         *data_overrides(root, val_split="train"), f"work_dir={work}", "data.aug.flip_prob=0",
-        "data.aug.rotation_prob=0", "data.aug.scale_factor=0", "eval.vis_images=0", *extra])
+        "data.aug.rotation_prob=0", "data.aug.scale_factor=0", "eval.vis_images=0",
+        "train.val_interval=1000", *extra])
 
 
 @pytest.mark.parametrize("loss", ["distance_aware_focal", "mse"])
