@@ -1,13 +1,12 @@
 """Loss speed and memory: forward+backward time and peak extra memory per loss.
 
-    python benchmarks/losses.py [--reps 7] [--threads 2] [--quick]
+    python benchmarks/losses.py [--reps 9] [--threads 1] [--quick] [--clock cpu|wall]
 
-Times (process CPU time on CPU, so that other processes on a shared machine do not
-count; wall time on CUDA) are the best (minimum) of `reps` runs, the losses interleaved round-robin so that
-load from other processes hits them alike (the median is printed too); ratios use the
-best times of this one run. Peak memory
-counts every tensor storage allocated during forward+backward (a dispatch-mode tracker,
-CPU or CUDA), including the 1x gradient of the logits, in units of the logits tensor.
+Times (process CPU time on CPU, so that other processes on a shared machine do not count;
+wall time on CUDA) are the best of `reps` runs, the losses interleaved round-robin (the
+median is printed too); ratios use the best times of this one run. Peak memory counts
+every tensor storage allocated during forward+backward (a dispatch-mode tracker, CPU or
+CUDA), including the 1x gradient of the logits, in units of the logits tensor.
 The reference transcription of distance_aware_focal is CenterNet's `_neg_loss` on its
 clamped `_sigmoid` (xingyizhou/CenterNet src/lib/models/losses.py; sigmoid taken out of
 place here because pred is a leaf). ce has torch's BCE-with-logits as reference.
@@ -16,14 +15,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 import weakref
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from kpdet.losses import build_loss, list_losses
+try:
+    from kpdet.losses import build_loss, list_losses
+except ImportError:  # run as `python benchmarks/losses.py` without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from kpdet.losses import build_loss, list_losses
 
 POSE, BIG = (64, 17, 64, 48), (16, 80, 128, 128)
 
