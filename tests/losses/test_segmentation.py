@@ -263,3 +263,14 @@ def test_mode_errors():
         build_loss({"type": "dice", "mode": "softmax"})
     assert build_loss({"type": "dice", "mode": "multiclass"}).activation == "softmax"
     assert build_loss("dice").activation == "sigmoid"
+
+
+@pytest.mark.parametrize("name,params", PARAMS)
+def test_flat_inputs_use_the_generic_path_with_the_same_value(name, params):
+    # [B, C] inputs (no spatial dims) go through the per-class `term` path, [B, C, 1, 1]
+    # through the fused multilabel pass: both must agree
+    pred, y = inputs("multilabel", seed=8, H=1, W=1)
+    loss = build_loss({"type": name, **params})
+    w = torch.tensor([[1.0, 0.5, 0.0], [2.0, 1.0, 1.0]], dtype=torch.float64)
+    flat = loss(pred[:, :, 0, 0], y[:, :, 0, 0], w).item()
+    assert flat == pytest.approx(loss(pred, y, w).item(), rel=1e-12)
