@@ -205,11 +205,11 @@ def one_positive_rows(n=10_000, seed=1):
     vis = torch.ones(kp.shape[:2])
     rows = []
     for mode in ("dark", "udp"):
-        plain, scaled = codec(mode), codec(mode, one_positive=True)
+        plain, scaled = codec(mode), codec(mode, one_positive="scale")
         dist = border_distance(plain.to_heatmap(kp).reshape(-1, 2).numpy(), HEATMAP)
         hm = plain.encode(kp, vis)[0]
         flat = hm.flatten(2)
-        set_one = flat.scatter(2, flat.argmax(-1, keepdim=True), 1.0).view_as(hm)  # bump only that pixel
+        set_one = codec(mode, one_positive=True).encode(kp, vis)[0]  # the contract: only that pixel
         variants = (("plain", plain, hm), ("one_positive (scaled)", scaled, scaled.encode(kp, vis)[0]),
                     ("nearest pixel set to 1.0", plain, set_one))
         for label, c, h in variants:

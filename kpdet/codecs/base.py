@@ -47,9 +47,10 @@ class HeatmapCodec:
     input_size, heatmap_size: (W, H) in px. sigma: heatmap px, a float, a list of K floats
     (per keypoint), or "coco_oks" (COCO OKS sigmas times oks_scale; 30 gives a mean of 2.0).
     radius_factor: the Gaussian is cut to a square of half-side radius_factor * sigma.
-    one_positive: for sub-pixel centres, the pixel nearest the centre is exactly 1.0 and every
-    other pixel is below 1.0 (targets for distance_aware_focal; the whole Gaussian is scaled,
-    so its log keeps the same centre and decoding loses nothing).
+    one_positive: exactly one pixel equal to 1.0 per visible keypoint (targets for
+    distance_aware_focal). True or "set": the in-map pixel nearest the centre is set to 1.0
+    (CONTRACT.md). "scale": the whole Gaussian is divided by its value there and every other
+    pixel capped below 1.0, so its log keeps the same centre (no precision cost for DARK/UDP).
     refine: "none" | "quarter" | "dark" | "soft_argmax" (default per codec).
     blur_kernel_size: DARK's modulation kernel (OpenCV sigma for that size; 11 -> 2.0).
     min_overlap: IoU for CornerNet's radius when `encode` gets object sizes.
@@ -59,14 +60,16 @@ class HeatmapCodec:
     default_refine = "dark"
 
     def __init__(self, input_size: Sequence[float] = (192, 256), heatmap_size: Sequence[float] = (48, 64),
-                 sigma: Any = 2.0, radius_factor: float = 3.0, one_positive: bool = False,
+                 sigma: Any = 2.0, radius_factor: float = 3.0, one_positive: bool | str = False,
                  refine: str | None = None, blur_kernel_size: int = 11, min_overlap: float = 0.7,
                  oks_scale: float = 30.0):
         self.input_size = _size(input_size, "input_size")
         self.heatmap_size = _size(heatmap_size, "heatmap_size")
         self.sigma = self._parse_sigma(sigma, oks_scale)
         self.radius_factor = float(radius_factor)
-        self.one_positive = bool(one_positive)
+        if one_positive not in (False, True, "set", "scale"):
+            raise ValueError(f"one_positive must be false, true, 'set' or 'scale', got {one_positive!r}")
+        self.one_positive = one_positive
         self.refine = refine or self.default_refine
         if self.refine not in REFINERS:
             raise ValueError(f"refine={self.refine!r} is not one of {', '.join(REFINERS)}")

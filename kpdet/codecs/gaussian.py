@@ -48,7 +48,7 @@ def _one_positive(g: torch.Tensor, centre: torch.Tensor, size: int, grid: torch.
 
 def render_gaussians(centres: torch.Tensor, sigma: torch.Tensor, visible: torch.Tensor,
                      heatmap_size: tuple[int, int], radius_factor: float,
-                     one_positive: bool = False, out: torch.Tensor | None = None
+                     one_positive: bool | str = False, out: torch.Tensor | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gaussians at sub-pixel centres, truncated to a square of half-side radius_factor * sigma.
 
@@ -57,16 +57,33 @@ def render_gaussians(centres: torch.Tensor, sigma: torch.Tensor, visible: torch.
     weight 0, when the keypoint is invisible or its truncated support misses the map.
     heatmap[b, k, y, x] = gy[b, k, y] * gx[b, k, x]: one outer product, no loop.
     out: optional float32 [B, K, H, W] buffer to write into (reusing it avoids page faults).
+    one_positive: False; True or "set" (CONTRACT.md: the in-map pixel nearest the centre is
+    set to 1.0, the rest of the Gaussian is unchanged); "scale" (the Gaussian is divided by
+    its value at that pixel, see `gaussian_1d`).
     """
     W, H = heatmap_size
     sigma = torch.as_tensor(sigma, dtype=torch.float32, device=centres.device).expand(centres.shape[:2])
     # Park invisible (possibly NaN) keypoints far away so they render nothing.
     centres = torch.where(visible[..., None], centres.nan_to_num(-1e6), torch.full_like(centres, -1e6))
-    gx, in_x = gaussian_1d(centres[..., 0], sigma, W, radius_factor, one_positive)
-    gy, in_y = gaussian_1d(centres[..., 1], sigma, H, radius_factor, one_positive)
+    scale = one_positive == "scale"
+    gx, in_x = gaussian_1d(centres[..., 0], sigma, W, radius_factor, scale)
+    gy, in_y = gaussian_1d(centres[..., 1], sigma, H, radius_factor, scale)
     weights = (visible & in_x & in_y).float()
     heatmaps = torch.mul(gy[..., :, None], gx.mul_(weights[..., None])[..., None, :], out=out)
+    if one_positive and not scale:
+        set_nearest_to_one(heatmaps, centres, weights)
     return heatmaps, weights
+
+
+def set_nearest_to_one(heatmaps: torch.Tensor, centres: torch.Tensor, weights: torch.Tensor) -> None:
+    """In place: heatmaps[b, k] at the in-map pixel nearest centres[b, k] (heatmap px) becomes
+    weights[b, k] (1.0 for a rendered keypoint, 0 for a zeroed channel)."""
+    H, W = heatmaps.shape[-2:]
+    nearest = torch.floor(centres + 0.5)
+    x = nearest[..., 0].clamp(0, W - 1).long()
+    y = nearest[..., 1].clamp(0, H - 1).long()
+    flat = heatmaps.view(*heatmaps.shape[:2], H * W)
+    flat.scatter_(2, (y * W + x)[..., None], weights[..., None])
 
 
 def cornernet_radius(width: torch.Tensor, height: torch.Tensor, min_overlap: float = 0.7) -> torch.Tensor:
