@@ -208,10 +208,9 @@ def one_positive_rows(n=10_000, seed=1):
         plain, scaled = codec(mode), codec(mode, one_positive="scale")
         dist = border_distance(plain.to_heatmap(kp).reshape(-1, 2).numpy(), HEATMAP)
         hm = plain.encode(kp, vis)[0]
-        flat = hm.flatten(2)
         set_one = codec(mode, one_positive=True).encode(kp, vis)[0]  # the contract: only that pixel
         variants = (("plain", plain, hm), ("one_positive (scaled)", scaled, scaled.encode(kp, vis)[0]),
-                    ("nearest pixel set to 1.0", plain, set_one))
+                    ("one_positive=true: nearest pixel set to 1.0", plain, set_one))
         for label, c, h in variants:
             err = (c.decode(h)[0] - kp).norm(dim=-1).reshape(-1).numpy()
             rows.append((f"{mode}: {label}", band_means(err, dist)))
