@@ -49,7 +49,13 @@ class SegmentationLoss(Loss):
 
 def _ipow(x: Tensor, k: float) -> Tensor:
     """x ** k; k = 1, 2, 3 by multiplication (CPU pow with a float exponent is ~30x slower)."""
-    return {1: lambda: x, 2: lambda: x * x, 3: lambda: x * x * x}.get(k, lambda: x.pow(k))()
+    if k == 1:
+        return x
+    if k == 2:
+        return x * x
+    if k == 3:
+        return x * x * x
+    return x.pow(k)
 
 
 class PixelwiseLoss(SegmentationLoss):
@@ -59,12 +65,15 @@ class PixelwiseLoss(SegmentationLoss):
     B*C*H*W, each term of channel (b, c) times w[b, c]. Multiclass: sum over C, mean over B*H*W.
     """
 
-    def term(self, log_z: Tensor, log_1mz: Tensor, z: Tensor, y: Tensor) -> Tensor:
+    uses_log_1mz = True  # False: multiclass mode skips the log(1 - z) pass
+
+    def term(self, log_z: Tensor, log_1mz: Tensor | None, z: Tensor, y: Tensor) -> Tensor:
         raise NotImplementedError
 
     def binary(self, pred: Tensor, y: Tensor) -> Tensor:
-        """Multilabel per-element loss: term over (p, y) plus term over (1-p, 1-y).
-        Subclasses may override with the same sum in closed form (fewer passes)."""
+        """Multilabel per-element loss: term over (p, y) plus term over (1-p, 1-y). Used for
+        inputs without spatial dims; [B, C, H, W] inputs take the fused `binary_value_grad`
+        (same sum in closed form with a hand-written gradient) when a loss defines it."""
         log_p, log_q = F.logsigmoid(pred), F.logsigmoid(-pred)  # log p, log(1-p)
         return self.term(log_p, log_q, log_p.exp(), y) + self.term(log_q, log_p, log_q.exp(), 1 - y)
 
@@ -72,7 +81,8 @@ class PixelwiseLoss(SegmentationLoss):
         y = self.dense_target(pred, target, weight)
         if self.mode == "multiclass":
             log_z = F.log_softmax(pred, 1)
-            return self.term(log_z, log1m_softmax(pred, 1), log_z.exp(), y).sum(1).mean()
+            log_1mz = log1m_softmax(pred, 1) if self.uses_log_1mz else None
+            return self.term(log_z, log_1mz, log_z.exp(), y).sum(1).mean()
         if hasattr(self, "binary_value_grad") and pred.dim() >= 3:
             return fused_mean(pred, y, weight, self.binary_value_grad)
         per = self.binary(pred, y)
@@ -84,6 +94,8 @@ class PixelwiseLoss(SegmentationLoss):
 @register_loss("ce")
 class CrossEntropyLoss(PixelwiseLoss):
     """Cross-entropy: l = sum_i -y_i log z_i (binary CE with logits in multilabel mode)."""
+
+    uses_log_1mz = False
 
     def term(self, log_z, log_1mz, z, y):
         return -y * log_z
@@ -135,6 +147,8 @@ class DualCrossEntropyLoss(PixelwiseLoss):
     """Dual cross-entropy (Li et al., "Dual Cross-Entropy Loss for Small-Sample Fine-Grained
     Vehicle Classification", IEEE TVT 2019): l = sum_i [ -y_i log z_i + beta (1-y_i) log(alpha + z_i) ].
     """
+
+    uses_log_1mz = False
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0, mode: str = "multilabel"):
         super().__init__(mode)
@@ -200,6 +214,7 @@ class DualFocalLoss(PixelwiseLoss):
         if rho < 1:
             raise ValueError(f"dual_focal: rho must be >= 1 (log(rho - z) of z in [0, 1]), got {rho}")
         self.alpha, self.beta, self.gamma, self.rho = float(alpha), float(beta), float(gamma), float(rho)
+        self.uses_log_1mz = self.rho == 1
 
     def term(self, log_z, log_1mz, z, y):
         log_rz = log_1mz if self.rho == 1 else torch.log(self.rho - z)
