@@ -110,9 +110,9 @@ class DistanceAwareFocalLoss(Loss):
                                                { (1-y)^beta p^alpha log(1-p)     otherwise
         p = sigmoid(pred), N_pos = max(1, sum of w[b,c] over elements with y == 1)
 
-    log p = logsigmoid(pred) and log(1-p) = logsigmoid(-pred): no clamp of p (unlike
-    CornerNet/CenterNet's `_sigmoid`), finite for any finite logit. N_pos counts over
-    the whole batch. pred, target: [B, C, H, W]; weight: None or [B, C]. The gradient
+    log p = logsigmoid(pred) and log(1-p) = -softplus(pred), in log space: no clamp of p
+    (unlike CornerNet/CenterNet's `_sigmoid`), finite for any finite logit. N_pos counts
+    over the whole batch. pred, target: [B, C, H, W]; weight: None or [B, C]. The gradient
     is hand-written (d/d target is not computed: targets are data).
     """
 
@@ -136,7 +136,10 @@ class _WeightedMSE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, y: Tensor, w: Tensor) -> Tensor:
         d = (x - y).reshape(x.shape[0] * x.shape[1], 1, -1)  # [B*C, 1, HW]
-        per = torch.bmm(d, d.transpose(1, 2)).view(-1)  # sum_hw d^2 per channel, no temporary
+        if x.device.type == "cpu":  # sum_hw d^2 per channel without a second temporary
+            per = torch.bmm(d, d.transpose(1, 2)).view(-1)
+        else:  # no matmul on GPU, where TF32 may be switched on and would round the sum
+            per = d.square().sum((1, 2))
         ctx.save_for_backward(d, w)
         ctx.shape = x.shape
         return torch.dot(per, w.reshape(-1)) / x.numel()
