@@ -80,7 +80,12 @@ def seed_worker(worker_id: int) -> None:
 
 
 def build_loss_from_cfg(cfg: DictConfig):
-    return build_loss(OmegaConf.to_container(cfg.loss, resolve=True))
+    """The configured loss; it must take heatmaps (an ordinal loss needs an ordinal head)."""
+    loss = build_loss(OmegaConf.to_container(cfg.loss, resolve=True))
+    if getattr(loss, "target_kind", "heatmap") != "heatmap":
+        raise ValueError(f"loss.type={cfg.loss.type!r} is a {loss.target_kind} loss over a bins axis, not a "
+                         f"heatmap loss; the heatmap trainer cannot use it")
+    return loss
 
 
 def build_codec_from_cfg(cfg: DictConfig):

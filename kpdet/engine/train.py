@@ -80,6 +80,8 @@ def _forward_backward(model, loss_fn, codec, batch, scaler, device, options: Ste
     if options.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     targets, weights = encode_targets(codec, batch, device)
+    if getattr(loss_fn, "mode", None) == "multiclass":
+        weights = None  # softmax over keypoints: per-channel weights are undefined (CONTRACT.md)
     with autocast(device, options.amp):
         loss = loss_fn(model(images), targets, weights)
     scaler.scale(loss / options.accumulate).backward()

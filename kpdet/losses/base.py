@@ -63,9 +63,12 @@ class Loss(nn.Module):
     """Base class: casts to >= float32 with autocast off, then calls `compute`.
 
     Subclasses set `activation` and implement `compute(pred, target, weight)`.
+    `target_kind`: "heatmap" (pred and target [B, K, H, W]: usable by the heatmap
+    trainer) or "ordinal" (logits over a trailing bins axis).
     """
 
     activation: str = "sigmoid"
+    target_kind: str = "heatmap"
 
     def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
         # Under CUDA autocast the head output is bf16/fp16; logs and sums of

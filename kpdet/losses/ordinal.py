@@ -19,7 +19,8 @@ class SquaredEMDLoss(Loss):
     the leading dims from the left (e.g. [B, C] for pred [B, C, H, K]), giving a weighted mean.
     """
 
-    activation = "softmax"
+    activation = "softmax"  # over the last (bins) axis
+    target_kind = "ordinal"
 
     def __init__(self):
         super().__init__()
