@@ -16,7 +16,8 @@ def free_port() -> int:
 
 
 def test_two_process_ddp_matches_single_process_evaluation(tiny_synthetic, tmp_path):
-    args = ["-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}", "tools/train.py",
+    args = ["-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+            "tools/train.py",
             "configs/smoke.yaml", *data_overrides(tiny_synthetic), f"work_dir={tmp_path}",
             "train.epochs=1", "train.max_iters_per_epoch=2", "train.batch_size=4",
             "eval.vis_images=1"]

@@ -64,7 +64,8 @@ def test_kill_9_during_training_then_resume(uninterrupted, tiny_synthetic, tmp_p
     process.wait()
     assert torch.load(tmp_path / "last.pt", weights_only=True)["state"]["epoch"] >= 1
     subprocess.run(args, cwd=ROOT, check=True, capture_output=True, timeout=300)
-    assert_same_weights(torch.load(tmp_path / "last.pt", weights_only=True)["model"], uninterrupted[0]["model"])
+    resumed = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert_same_weights(resumed["model"], uninterrupted[0]["model"])
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind after a clean finish
 
 
