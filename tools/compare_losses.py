@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--losses", required=True, help="comma-separated loss names, e.g. daf,mse")
     parser.add_argument("--seeds", type=int, default=1, help="runs per loss (seeds seed, seed+1, ...)")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     cfg = load_config(args.config, args.overrides)
     results = compare_losses(cfg, [name.strip() for name in args.losses.split(",")], args.seeds)
     print(comparison_table(results))

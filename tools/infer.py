@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--out", default="work_dirs/infer", help="output folder")
     parser.add_argument("--boxes", help="JSON file: {file_name: [[x, y, w, h], ...]}")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     cfg = load_config(args.config, args.overrides)
     written = infer(cfg, args.checkpoint, args.images, args.out, args.boxes)
     print(f"{written} images -> {args.out}/predictions.json")

@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=("train", "val", "test"),
                         help="data split to evaluate (test falls back to val when data.test is unset)")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     cfg = load_config(args.config, args.overrides)
     metrics = test(cfg, args.checkpoint, args.split)
     print(f"{summary_table(metrics)}\n\n{keypoint_table(metrics)}")

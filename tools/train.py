@@ -14,7 +14,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("config", help="YAML config, e.g. configs/synthetic/focal.yaml")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.epochs=3")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     cfg = load_config(args.config, args.overrides)
     metrics = fit(cfg)
     print(f"\nfinal metrics ({cfg.work_dir}/metrics.json):\n{summary_table(metrics)}\n")

@@ -55,3 +55,14 @@ def test_infer_tool_writes_predictions_for_each_image(trained_run, tiny_syntheti
 def test_bad_override_fails_naming_the_key(tiny_synthetic):
     with pytest.raises(AssertionError, match="train.epochz"):
         run_tool("tools/train.py", "configs/smoke.yaml", "train.epochz=2")
+
+
+def test_compare_losses_tool_trains_each_loss_and_tabulates(tiny_synthetic, tmp_path):
+    out = run_tool("tools/compare_losses.py", "configs/smoke.yaml", "--losses", "daf,mse", "--seeds", "2",
+                   f"work_dir={tmp_path}", "train.max_iters_per_epoch=1", "eval.vis_images=0",
+                   *data_overrides(tiny_synthetic))
+    results = json.loads((tmp_path / "comparison.json").read_text())
+    assert set(results) == {"daf", "mse"} and all(len(v["AP"]) == 2 for v in results.values())
+    assert sorted(p.name for p in (tmp_path / "mse").iterdir()) == ["seed0", "seed1"]
+    rows = [line for line in out.splitlines() if line.startswith("| daf") or line.startswith("| mse")]
+    assert len(rows) == 2 and "±" in rows[0]  # mean ± std over the two seeds
