@@ -34,11 +34,14 @@ def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, visible: np.ndarray
 
 
 def heatmap_overlay(image: np.ndarray, scores: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Max over keypoints of scores [K, h, w], coloured (JET) and blended over image [H, W, 3]."""
+    """Max over keypoints of scores [K, h, w], coloured (JET) and blended over image [H, W, 3].
+
+    Scores are shown on the targets' absolute [0, 1] scale, not stretched per crop, so a
+    model that outputs a near-constant 0.1 looks flat rather than confident.
+    """
     import cv2
 
-    peak = np.asarray(scores, dtype=np.float32).max(axis=0)
-    peak = (peak - peak.min()) / max(float(peak.max() - peak.min()), 1e-6)
+    peak = np.clip(np.asarray(scores, dtype=np.float32).max(axis=0), 0.0, 1.0)
     peak = cv2.resize(peak, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
     colour = cv2.applyColorMap((peak * 255).astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1]
     return (image * (1 - alpha) + colour * alpha).astype(np.uint8)
