@@ -11,10 +11,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from kpdet.codecs import build_codec
 from kpdet.data import build_dataset
 from kpdet.data.targets import WithHeatmapTargets
-from kpdet.losses import build_loss
+from kpdet.losses import LOSSES, build_loss
 from kpdet.models import SIGMOID_PRIOR_BIAS, build_model, output_stride
-
-FOCAL_LOSSES = ("distance_aware_focal", "daf")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -98,7 +96,7 @@ def build_codec_from_cfg(cfg: DictConfig):
 
 def _focal_codec_params(cfg: DictConfig) -> dict:
     """distance_aware_focal needs exactly one 1.0 per visible keypoint (contract)."""
-    return {"one_positive": True} if cfg.loss.type in FOCAL_LOSSES else {}
+    return {"one_positive": True} if LOSSES.canonical(cfg.loss.type) == "distance_aware_focal" else {}
 
 
 def build_model_from_cfg(cfg: DictConfig, num_keypoints: int, activation: str):

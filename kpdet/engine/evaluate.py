@@ -64,14 +64,13 @@ def compute_metrics(predictions: dict[str, np.ndarray], coco, category_id: int, 
     """COCO OKS AP/AR (pycocotools); PCK@0.05/0.1/0.2 (norm: longer box side), EPE and RMSE
     (image px); per keypoint "PCK@0.1/<name>" and "EPE/<name>"; NME/AUC/FR when nme_norm is set."""
     keypoints, gt, bbox = predictions["keypoints"], predictions["gt"], predictions["bbox"]
-    visible, norm = gt[..., 2] > 0, bbox_longer_side(bbox)
+    visible, pck_norm = gt[..., 2] > 0, bbox_longer_side(bbox)
     metrics = dict(coco_keypoint_eval(coco, coco_results(predictions, category_id), spec.sigmas))
-    metrics.update(distance_metrics(keypoints, gt[..., :2], visible, norm))
+    metrics.update(distance_metrics(keypoints, gt[..., :2], visible, pck_norm))
     if nme_norm != "none":
         norm = _nme_norm(nme_norm, nme_pair, gt, bbox, spec.num_keypoints)
         metrics.update(landmark_metrics(keypoints, gt[..., :2], visible, norm))
-    for row in per_keypoint_table(keypoints, gt[..., :2], visible, bbox_longer_side(bbox), spec.names,
-                                  total=False):
+    for row in per_keypoint_table(keypoints, gt[..., :2], visible, pck_norm, spec.names, total=False):
         metrics[f"PCK@0.1/{row['name']}"], metrics[f"EPE/{row['name']}"] = row["PCK@0.1"], row["EPE"]
     return {k: float(v) for k, v in metrics.items()}
 

@@ -37,3 +37,11 @@ def test_training_is_the_same_either_way(tiny_synthetic, tmp_path):
         runner.fit(cfg)
         weights[flag] = torch.load(tmp_path / flag / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(weights["true"][k], weights["false"][k]) for k in weights["true"])
+
+
+@pytest.mark.parametrize("loss, expected", [("daf", True), ("distance_aware_focal", True), ("mse", False)])
+def test_focal_loss_gets_one_positive_targets_by_any_name(loss, expected):
+    from kpdet.engine.builders import build_codec_from_cfg
+
+    codec = build_codec_from_cfg(load_config("configs/smoke.yaml", [f"loss.type={loss}"]))
+    assert codec.one_positive is expected
