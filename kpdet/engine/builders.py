@@ -100,9 +100,12 @@ def _focal_codec_params(cfg: DictConfig) -> dict:
 
 
 def build_model_from_cfg(cfg: DictConfig, num_keypoints: int, activation: str):
-    final_bias = SIGMOID_PRIOR_BIAS if activation == "sigmoid" else 0.0
     m = cfg.model
-    return build_model(m.backbone, num_keypoints, m.pretrained, m.head_channels, m.num_deconv, final_bias)
+    final_bias = m.final_bias
+    if final_bias is None:
+        final_bias = SIGMOID_PRIOR_BIAS if activation == "sigmoid" else 0.0
+    return build_model(m.backbone, num_keypoints, m.pretrained, m.head_channels, m.num_deconv, final_bias,
+                       m.head_conv, m.head_init_std)
 
 
 def prepare_model(cfg: DictConfig, model: torch.nn.Module, device: torch.device, world_size: int):

@@ -108,6 +108,8 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     state = _resume(cfg, work_dir, c)
     if main:
         save_config(cfg, work_dir / "config.yaml")
+        if state.step == 0:
+            (work_dir / "history.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh curve
     logger = TensorBoardLogger(work_dir / "tb", enabled=main)
     flip_index = c.val_set.spec.flip_index if cfg.eval.flip_test else None
     predictor = make_predictor(c.eval_model, c.codec, c.loss_fn.activation, flip_index)
@@ -144,11 +146,19 @@ def _validate(cfg, predictor, c: Components, logger, step) -> dict[str, float]:
     distributed.broadcast_buffers(predictor.model)
     metrics = evaluate(predictor, c.val_loader, c.val_set, c.device, cfg.eval.nme_norm, cfg.eval.nme_pair)
     logger.scalars(step, metrics, prefix="val/")
+    if distributed.is_main():
+        _append_history(Path(cfg.work_dir) / "history.jsonl", step, metrics)
     if cfg.eval.vis_images > 0 and distributed.is_main():
         logger.image("val/predictions", step, _panel(predictor, c.val_set, cfg.eval.vis_images, c.device))
     if distributed.is_main():
         print(f"validation at step {step}:\n{summary_table(metrics)}", flush=True)
     return metrics
+
+
+def _append_history(path: Path, step: int, metrics: dict[str, float]) -> None:
+    """One JSON line per validation ({"step": N, **metrics}): the metric-against-step curve."""
+    with path.open("a") as f:
+        f.write(json.dumps({"step": step, **metrics}) + "\n")
 
 
 @torch.no_grad()

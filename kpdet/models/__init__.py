@@ -23,10 +23,13 @@ class HeatmapModel(nn.Module):
 
 
 def build_model(backbone: str, num_keypoints: int, pretrained: str | None = None,
-                head_channels: int = 256, num_deconv: int = 3, final_bias: float = 0.0) -> HeatmapModel:
-    """SimpleBaseline: ResNet trunk + deconvolution head. `final_bias`: see DeconvHead."""
+                head_channels: int = 256, num_deconv: int = 3, final_bias: float = 0.0,
+                head_conv: int = 0, init_std: float = 0.001) -> HeatmapModel:
+    """SimpleBaseline: ResNet trunk + deconvolution head. `final_bias`, `head_conv`, `init_std`:
+    see DeconvHead."""
     trunk = ResNetBackbone(backbone, pretrained)
-    head = DeconvHead(trunk.out_channels, num_keypoints, head_channels, num_deconv, final_bias)
+    head = DeconvHead(trunk.out_channels, num_keypoints, head_channels, num_deconv, final_bias,
+                      head_conv, init_std)
     return HeatmapModel(trunk, head)
 
 

@@ -12,10 +12,13 @@ class DeconvHead(nn.Module):
     a 1x1 convolution gives one channel per keypoint. `final_bias` sets the
     initial bias of that convolution: -2.19 = -log((1 - 0.1) / 0.1) makes
     sigmoid outputs start near 0.1 (the CenterNet / focal-loss prior).
+    `head_conv` > 0 puts a 3x3 convolution (that many channels) + ReLU before
+    the 1x1, as CenterNet's output heads do. `init_std`: normal init of the
+    convolution weights (SimpleBaseline: 0.001).
     """
 
     def __init__(self, in_channels: int, num_keypoints: int, channels: int = 256,
-                 num_deconv: int = 3, final_bias: float = 0.0):
+                 num_deconv: int = 3, final_bias: float = 0.0, head_conv: int = 0, init_std: float = 0.001):
         super().__init__()
         layers = []
         for i in range(num_deconv):
@@ -24,14 +27,20 @@ class DeconvHead(nn.Module):
                 nn.BatchNorm2d(channels),
                 nn.ReLU(inplace=True),
             ]
+        width = channels if num_deconv else in_channels
+        if head_conv > 0:
+            layers += [nn.Conv2d(width, head_conv, 3, padding=1), nn.ReLU(inplace=True)]
+            width = head_conv
         self.deconv = nn.Sequential(*layers)
-        self.final = nn.Conv2d(channels if num_deconv else in_channels, num_keypoints, 1)
-        self._init_weights(final_bias)
+        self.final = nn.Conv2d(width, num_keypoints, 1)
+        self._init_weights(final_bias, init_std)
 
-    def _init_weights(self, final_bias: float) -> None:
+    def _init_weights(self, final_bias: float, init_std: float) -> None:
         for module in self.modules():
             if isinstance(module, (nn.ConvTranspose2d, nn.Conv2d)):
-                nn.init.normal_(module.weight, std=0.001)
+                nn.init.normal_(module.weight, std=init_std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
