@@ -66,6 +66,7 @@ class ModelConfig:
     final_bias: float | None = None  # initial bias of the last conv; None = -2.19 (p = 0.1) for sigmoid losses, else 0
     head_conv: int = 0  # >0: a 3x3 conv with this many channels + ReLU before the last 1x1 (CenterNet)
     head_init_std: float = 0.001  # std of the normal init of the head's convolution weights
+    head: str = "heatmap"  # heatmap | ordinal_xy (x/y-bin logits, SimCC): kpdet.models.HEADS
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""From network output to keypoints: the loss's activation, optional flip testing, the codec's decode."""
+"""From network output to keypoints: the loss's activation, optional flip testing, the codec's decode
+(heatmaps: HeatmapPredictor; x/y bins: OrdinalPredictor; `build_predictor` picks by codec)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -54,6 +55,48 @@ class HeatmapPredictor:
         scores = self.heatmaps(images)
         keypoints, confidences = self.codec.decode(scores)
         return keypoints, confidences, scores
+
+
+class OrdinalPredictor:
+    """Wraps model + ordinal_xy codec: normalised crops [B, 3, H, W] -> keypoints in crop px, with the
+    call protocol of HeatmapPredictor. The model gives x and y logits; softmax over bins, optional
+    flip test (the mirrored crop's distributions mapped back by `codec.flip_outputs`, then
+    averaged), `codec.decode`.
+    """
+
+    def __init__(self, model: nn.Module, codec, flip_index: Sequence[int] | None = None):
+        self.model = model
+        self.codec = codec
+        self.flip_index = list(flip_index) if flip_index is not None else None
+
+    @torch.no_grad()
+    def distributions(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(p_x [B, K, N_x], p_y [B, K, N_y]) in float32, softmax over bins."""
+        probs = tuple(torch.softmax(z.float(), -1) for z in self.model(images))
+        if self.flip_index is not None:
+            flipped = tuple(torch.softmax(z.float(), -1) for z in self.model(images.flip(-1)))
+            back = self.codec.flip_outputs(flipped, self.flip_index)
+            probs = tuple(0.5 * (p + q) for p, q in zip(probs, back))
+        return probs
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor):
+        """-> (keypoints [B, K, 2] crop px, confidences [B, K], (p_x [B, K, N_x], p_y [B, K, N_y]))."""
+        probs = self.distributions(images)
+        keypoints, confidences = self.codec.decode(probs)
+        return keypoints, confidences, probs
+
+
+def build_predictor(model: nn.Module, codec, activation: str, flip_index: Sequence[int] | None = None):
+    """The predictor for the codec's (= the head's) target kind: HeatmapPredictor, or OrdinalPredictor
+    for ordinal codecs. With flip_index, flip testing (where the codec can map outputs back)."""
+    if getattr(codec, "target_kind", "heatmap") == "ordinal":
+        if activation != "softmax":
+            raise ValueError(f"an ordinal codec needs a softmax loss over bins, got activation "
+                             f"{activation!r}")
+        return OrdinalPredictor(model, codec, flip_index)
+    flip = getattr(codec, "flip_heatmaps", None) if flip_index is not None else None
+    return HeatmapPredictor(model, codec, activation, flip_index if flip else None, flip)
 
 
 def crop_for_model(image, box, input_size: tuple[int, int], padding: float = 1.25):

@@ -1,20 +1,22 @@
-"""Heatmap codecs: keypoints <-> heatmaps, batched in torch. See `base.py` for the coordinate convention."""
+"""Codecs: keypoints <-> heatmaps (see `base.py` for the coordinate convention) or x/y bins
+(`ordinal_xy.py`, for the ordinal_xy head), batched in torch."""
 from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from . import msra, udp  # noqa: F401  (registers the codecs)
+from . import msra, ordinal_xy, udp  # noqa: F401  (registers the codecs)
 from .base import HeatmapCodec
 from .flip import flip_heatmaps
 from .gaussian import cornernet_radius, sigma_from_radius
+from .ordinal_xy import OrdinalXYCodec
 from .peaks import find_peaks
 from .registry import CODECS, register_codec
 
 __all__ = [
-    "CODECS", "HeatmapCodec", "build_codec", "cornernet_radius", "find_peaks", "flip_heatmaps",
-    "list_codecs", "register_codec", "sigma_from_radius",
+    "CODECS", "HeatmapCodec", "OrdinalXYCodec", "build_codec", "cornernet_radius", "find_peaks",
+    "flip_heatmaps", "list_codecs", "register_codec", "sigma_from_radius",
 ]
 
 

@@ -5,7 +5,8 @@ import torch
 
 
 class WithHeatmapTargets(torch.utils.data.Dataset):
-    """Adds "heatmaps" [K, h, w] and "weights" [K] to each sample of `dataset` with `codec.encode`.
+    """Adds "heatmaps" [K, h, w] (or the ordinal codec's (x, y) targets) and "weights" [K] to each
+    sample of `dataset` with `codec.encode`.
 
     The codec is the same batched one the training step would use on the device,
     called here with a batch of one, so both ways give the same targets.
@@ -21,7 +22,9 @@ class WithHeatmapTargets(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sample = self.dataset[index]
         heatmaps, weights = self.codec.encode(sample["keypoints"][None], sample["visible"][None])
-        return {**sample, "heatmaps": heatmaps[0], "weights": weights[0]}
+        # ordinal codecs give a (x, y) pair of targets: unbatch each
+        first = tuple(t[0] for t in heatmaps) if isinstance(heatmaps, tuple) else heatmaps[0]
+        return {**sample, "heatmaps": first, "weights": weights[0]}
 
     def __getattr__(self, name: str):
         # spec, coco, category_id, ... of the wrapped dataset

@@ -8,11 +8,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, DistributedSampler
 
-from kpdet.codecs import build_codec
+from kpdet.codecs import CODECS, build_codec
 from kpdet.data import build_dataset
 from kpdet.data.targets import WithHeatmapTargets
 from kpdet.losses import LOSSES, build_loss
-from kpdet.models import SIGMOID_PRIOR_BIAS, build_model, output_stride
+from kpdet.losses.ordinal import XYLoss
+from kpdet.models import SIGMOID_PRIOR_BIAS, build_model, head_target_kind, output_stride
 
 
 def resolve_device(name: str) -> torch.device:
@@ -77,21 +78,47 @@ def seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
+def head_kind(cfg: DictConfig) -> str:
+    """"heatmap" or "ordinal": the kind of targets, codec and loss that model.head trains with."""
+    try:
+        return head_target_kind(cfg.model.head)
+    except KeyError as error:
+        raise ValueError(f"model.head={cfg.model.head!r}: {error.args[0]}") from None
+
+
 def build_loss_from_cfg(cfg: DictConfig):
-    """The configured loss; it must take heatmaps (an ordinal loss needs an ordinal head)."""
+    """The configured loss, which must suit model.head: a heatmap loss for `heatmap`; a loss over
+    bins (target_kind "ordinal") for `ordinal_xy`, summed over the x and y logits (XYLoss)."""
     loss = build_loss(OmegaConf.to_container(cfg.loss, resolve=True))
-    if getattr(loss, "target_kind", "heatmap") != "heatmap":
-        raise ValueError(f"loss.type={cfg.loss.type!r} is a {loss.target_kind} loss over a bins axis, not a "
-                         f"heatmap loss; the heatmap trainer cannot use it")
-    return loss
+    kind, wanted = getattr(loss, "target_kind", "heatmap"), head_kind(cfg)
+    if kind != wanted:
+        fitting = [n for n in LOSSES.names() if getattr(LOSSES.get(n), "target_kind", "heatmap") == wanted]
+        raise ValueError(f"loss.type={cfg.loss.type!r} is a {kind} loss, but model.head={cfg.model.head!r} "
+                         f"trains with {wanted} targets; use one of: {', '.join(fitting)}")
+    return XYLoss(loss) if kind == "ordinal" else loss
 
 
 def build_codec_from_cfg(cfg: DictConfig):
+    """The configured codec, which must suit model.head (heatmap codecs; ordinal_xy for ordinal_xy)."""
     width, height = cfg.model.input_size
-    stride = output_stride(cfg.model.num_deconv)
     spec = OmegaConf.to_container(cfg.codec, resolve=True)
+    kind, wanted = getattr(CODECS.get(spec["type"]), "target_kind", "heatmap"), head_kind(cfg)
+    if kind != wanted:
+        fitting = [n for n in CODECS.names() if getattr(CODECS.get(n), "target_kind", "heatmap") == wanted]
+        raise ValueError(f"codec.type={spec['type']!r} is a {kind} codec, but model.head={cfg.model.head!r} "
+                         f"trains with {wanted} targets; use one of: {', '.join(fitting)}")
+    if kind == "ordinal":
+        return build_codec(spec, input_size=(width, height), target=_ordinal_target(cfg))
+    stride = output_stride(cfg.model.num_deconv)
     return build_codec(spec, input_size=(width, height), heatmap_size=(width // stride, height // stride),
                        **_focal_codec_params(cfg))
+
+
+def _ordinal_target(cfg: DictConfig) -> str:
+    """The loss's target_form picks the ordinal codec's targets: "index" -> bin indices,
+    "distribution" -> Gaussian labels (codec.sigma); codec.target overrides."""
+    form = getattr(LOSSES.get(cfg.loss.type), "target_form", "index")
+    return "index" if form == "index" else "gaussian"
 
 
 def _focal_codec_params(cfg: DictConfig) -> dict:
@@ -104,8 +131,11 @@ def build_model_from_cfg(cfg: DictConfig, num_keypoints: int, activation: str):
     final_bias = m.final_bias
     if final_bias is None:
         final_bias = SIGMOID_PRIOR_BIAS if activation == "sigmoid" else 0.0
+    head_params = {}
+    if head_kind(cfg) == "ordinal":
+        head_params = {"input_size": tuple(m.input_size), "bins": build_codec_from_cfg(cfg).num_bins}
     return build_model(m.backbone, num_keypoints, m.pretrained, m.head_channels, m.num_deconv, final_bias,
-                       m.head_conv, m.head_init_std)
+                       m.head_conv, m.head_init_std, m.head, **head_params)
 
 
 def prepare_model(cfg: DictConfig, model: torch.nn.Module, device: torch.device, world_size: int):

@@ -10,7 +10,7 @@ from kpdet.data.coco import read_image
 from kpdet.engine import builders
 from kpdet.engine.checkpoint import eval_weights, load_checkpoint
 from kpdet.keypoints import KeypointSpec
-from kpdet.predict import HeatmapPredictor, predict_boxes
+from kpdet.predict import build_predictor, predict_boxes
 from kpdet.vis import draw_keypoints
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -50,7 +50,7 @@ def infer(cfg, checkpoint_path: str, source: str, out_dir: str, boxes_file: str 
     model = builders.build_model_from_cfg(cfg, spec.num_keypoints, loss_fn.activation)
     model.load_state_dict(eval_weights(checkpoint))
     codec = builders.build_codec_from_cfg(cfg)
-    predictor = HeatmapPredictor(model.to(device).eval(), codec, loss_fn.activation)
+    predictor = build_predictor(model.to(device).eval(), codec, loss_fn.activation)
     boxes = json.loads(Path(boxes_file).read_text()) if boxes_file else {}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

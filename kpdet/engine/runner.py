@@ -17,7 +17,7 @@ from kpdet.engine.evaluate import evaluate, summary_table
 from kpdet.engine.infer import spec_to_checkpoint
 from kpdet.engine.logger import TensorBoardLogger
 from kpdet.engine.train import StepOptions, train_one_epoch
-from kpdet.predict import HeatmapPredictor
+from kpdet.predict import HeatmapPredictor, build_predictor
 from kpdet.vis import prediction_panel
 
 
@@ -62,8 +62,8 @@ def seed_everything(seed: int) -> None:
 
 
 def make_predictor(model, codec, activation: str, flip_index=None) -> HeatmapPredictor:
-    flip = getattr(codec, "flip_heatmaps", None) if flip_index is not None else None
-    return HeatmapPredictor(model, codec, activation, flip_index if flip else None, flip)
+    """HeatmapPredictor or OrdinalPredictor, by the codec's (= the head's) kind."""
+    return build_predictor(model, codec, activation, flip_index)
 
 
 def build_components(cfg: DictConfig) -> Components:
@@ -167,6 +167,8 @@ def _panel(predictor: HeatmapPredictor, dataset, count: int, device) -> np.ndarr
     samples = [dataset[i] for i in range(min(count, len(dataset)))]
     images = torch.stack([s["image"] for s in samples])
     keypoints, _, scores = predictor(images.to(device))
+    if isinstance(scores, tuple):  # ordinal head: (p_x, p_y) -> a heatmap-like joint map
+        scores = predictor.codec.joint_map(scores)
     return prediction_panel(
         images.numpy(), torch.stack([s["keypoints"] for s in samples]).numpy(),
         torch.stack([s["visible"] for s in samples]).numpy(), keypoints.cpu().numpy(),

@@ -89,10 +89,16 @@ def _forward_backward(model, loss_fn, codec, batch, scaler, device, options: Ste
 
 
 def encode_targets(codec, batch: dict, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Heatmaps [B, K, h, w] and weights [B, K]: from the batch when the loader rendered them,
-    else rendered by the codec on `device` from keypoints [B, K, 2] and visibility [B, K]."""
+    """Heatmaps [B, K, h, w] (ordinal codecs: a pair of x, y targets) and weights [B, K]: from the
+    batch when the loader rendered them, else rendered by the codec on `device` from keypoints
+    [B, K, 2] and visibility [B, K]."""
     if "heatmaps" in batch:
-        return batch["heatmaps"].to(device, non_blocking=True), batch["weights"].to(device, non_blocking=True)
+        targets = batch["heatmaps"]  # a list [x, y] for ordinal codecs (collated tuples)
+        if isinstance(targets, (list, tuple)):
+            targets = tuple(t.to(device, non_blocking=True) for t in targets)
+        else:
+            targets = targets.to(device, non_blocking=True)
+        return targets, batch["weights"].to(device, non_blocking=True)
     with torch.no_grad():
         return codec.encode(batch["keypoints"].to(device, non_blocking=True),
                             batch["visible"].to(device, non_blocking=True))

@@ -1,17 +1,22 @@
-"""Models: backbone + head, returning raw heatmap logits. Models know no losses."""
+"""Models: backbone + head, returning raw logits (heatmaps, or x/y bins). Models know no losses."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from kpdet.models import ordinal_head  # noqa: F401  (registers the ordinal_xy head)
 from kpdet.models.backbones import ResNetBackbone
-from kpdet.models.heads import DeconvHead
+from kpdet.models.heads import HEADS, DeconvHead
 
 SIGMOID_PRIOR_BIAS = -2.19  # -log((1 - 0.1) / 0.1): initial sigmoid output 0.1 (CenterNet)
 
+__all__ = ["HEADS", "DeconvHead", "HeatmapModel", "SIGMOID_PRIOR_BIAS", "build_model", "head_target_kind",
+           "output_stride"]
+
 
 class HeatmapModel(nn.Module):
-    """[B, 3, H, W] image -> [B, K, H/4, W/4] heatmap logits (with the default 3 deconvolutions)."""
+    """[B, 3, H, W] image -> the head's logits: [B, K, H/4, W/4] heatmaps (heatmap head, 3 deconvolutions)
+    or ([B, K, N_x], [B, K, N_y]) bins (ordinal_xy head)."""
 
     def __init__(self, backbone: nn.Module, head: nn.Module):
         super().__init__()
@@ -24,13 +29,20 @@ class HeatmapModel(nn.Module):
 
 def build_model(backbone: str, num_keypoints: int, pretrained: str | None = None,
                 head_channels: int = 256, num_deconv: int = 3, final_bias: float = 0.0,
-                head_conv: int = 0, init_std: float = 0.001) -> HeatmapModel:
-    """SimpleBaseline: ResNet trunk + deconvolution head. `final_bias`, `head_conv`, `init_std`:
-    see DeconvHead."""
+                head_conv: int = 0, init_std: float = 0.001, head: str = "heatmap",
+                **head_params) -> HeatmapModel:
+    """ResNet trunk + the head named `head` (HEADS; "heatmap" = SimpleBaseline's DeconvHead).
+    `final_bias`, `head_conv`, `init_std`: see DeconvHead; `head_params`: the head's own
+    (ordinal_xy: input_size, bins)."""
     trunk = ResNetBackbone(backbone, pretrained)
-    head = DeconvHead(trunk.out_channels, num_keypoints, head_channels, num_deconv, final_bias,
-                      head_conv, init_std)
-    return HeatmapModel(trunk, head)
+    head_module = HEADS.get(head)(trunk.out_channels, num_keypoints, head_channels, num_deconv, final_bias,
+                                  head_conv, init_std, **head_params)
+    return HeatmapModel(trunk, head_module)
+
+
+def head_target_kind(head: str) -> str:
+    """"heatmap" or "ordinal": the targets (codec, loss) the head named `head` trains with."""
+    return getattr(HEADS.get(head), "target_kind", "heatmap")
 
 
 def output_stride(num_deconv: int) -> int:

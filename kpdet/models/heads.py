@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from kpdet.registry import Registry
+
 
 class DeconvHead(nn.Module):
     """[B, C_in, h, w] -> [B, K, h * 2^num_deconv, w * 2^num_deconv] raw logits.
@@ -48,3 +50,10 @@ class DeconvHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.final(self.deconv(x))
+
+
+# Heads by name (`model.head`). Every head takes (in_channels, num_keypoints, channels, num_deconv,
+# final_bias, head_conv, init_std, **its own params) and has a `target_kind` ("heatmap" by default):
+# the kind of targets, codec and loss it trains with. A new head is one class plus one register line.
+HEADS = Registry("head")
+HEADS.register("heatmap")(DeconvHead)
