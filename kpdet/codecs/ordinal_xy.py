@@ -29,11 +29,12 @@ class OrdinalXYCodec:
     sigma: Gaussian label width in bins (target="gaussian"); 0 gives one-hot distributions.
     target: "gaussian" (distributions [B, K, N]) or "index" (bin indices [B, K], long);
       None = "gaussian" here; the engine sets it from the loss's `target_form`.
-    decode: "local_expectation" (expected bin within +-window of the argmax, renormalised),
+    decode: "local_expectation" (expected bin within +-window of the argmax, renormalised; default),
       "expectation" (over the whole axis: sub-bin, but pulled to the centre by tail mass),
       "argmax" (bin centre).
     window: bins either side of the argmax for local_expectation and for the confidence;
-      None = max(split, ceil(3 sigma)).
+      None = max(split, ceil(4 sigma)). local_expectation narrows the window at the border so that
+      it stays symmetric about the peak (a cut label would pull a wider one inwards).
     """
 
     target_kind = "ordinal"
@@ -56,7 +57,7 @@ class OrdinalXYCodec:
         if decode not in DECODERS:
             raise ValueError(f"codec.decode={decode!r} is not one of {', '.join(DECODERS)}")
         self.decoder = decode
-        default_window = max(math.ceil(self.split), math.ceil(3 * self.sigma))
+        default_window = max(math.ceil(self.split), math.ceil(4 * self.sigma))
         self.window = int(window) if window is not None else default_window
 
     # coordinates -----------------------------------------------------------------------
@@ -109,15 +110,18 @@ class OrdinalXYCodec:
         return self.to_input(torch.stack(coords, -1)), torch.minimum(*confs)
 
     def _decode_axis(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[B, K, N] -> (bin coordinate [B, K], mass near the peak [B, K])."""
+        """[B, K, N] -> (bin coordinate [B, K], mass within +-window of the peak [B, K])."""
         bins = torch.arange(p.shape[-1], device=p.device, dtype=p.dtype)
         peak = p.argmax(-1, keepdim=True)
-        near = ((bins - peak).abs() <= self.window).to(p.dtype)
-        local = p * near
-        mass = local.sum(-1)
+        distance = (bins - peak).abs()
+        mass = (p * (distance <= self.window)).sum(-1)
         if self.decoder == "argmax":
             return peak[..., 0].to(p.dtype), mass
-        weights = p if self.decoder == "expectation" else local
+        if self.decoder == "expectation":
+            weights = p
+        else:  # a window symmetric about the peak, narrowed at the border so it stays symmetric
+            reach = torch.minimum(peak, p.shape[-1] - 1 - peak).clamp(max=self.window)
+            weights = p * (distance <= reach)
         u = (weights * bins).sum(-1) / weights.sum(-1).clamp_min(torch.finfo(p.dtype).tiny)
         return u, mass
 

@@ -40,3 +40,17 @@ def test_imagenet_offline_says_how_to_pass_a_local_file(monkeypatch):
     monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", offline)
     with pytest.raises(RuntimeError, match=r"Offline\? Download https://.*resnet18.* pass model.pretrained="):
         build_model("resnet18", num_keypoints=2, pretrained="imagenet")
+
+
+def test_ordinal_head_shapes_and_registry():
+    from kpdet.models import HEADS, head_target_kind
+
+    # 64 x 96 input, stride 32 -> 2 x 3, one deconvolution -> 4 x 6 = 24 features per keypoint
+    model = build_model("resnet18", 5, head_channels=16, num_deconv=1, head="ordinal_xy", input_size=(64, 96),
+                        bins=(128, 192))
+    x, y = model(torch.zeros(2, 3, 96, 64))
+    assert x.shape == (2, 5, 128) and y.shape == (2, 5, 192)
+    assert model.head.x.in_features == 24
+    assert head_target_kind("ordinal_xy") == "ordinal" and head_target_kind("heatmap") == "heatmap"
+    with pytest.raises(KeyError, match="unknown head 'simcc'; known: heatmap, ordinal_xy"):
+        HEADS.get("simcc")
