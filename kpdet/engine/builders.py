@@ -93,8 +93,9 @@ def build_loss_from_cfg(cfg: DictConfig):
     kind, wanted = getattr(loss, "target_kind", "heatmap"), head_kind(cfg)
     if kind != wanted:
         fitting = [n for n in LOSSES.names() if getattr(LOSSES.get(n), "target_kind", "heatmap") == wanted]
-        raise ValueError(f"loss.type={cfg.loss.type!r} is a {kind} loss, but model.head={cfg.model.head!r} "
-                         f"trains with {wanted} targets; use one of: {', '.join(fitting)}")
+        raise ValueError(f"loss.type={cfg.loss.type!r} takes {kind} targets, but "
+                         f"model.head={cfg.model.head!r} trains with {wanted} targets; use one of: "
+                         f"{', '.join(fitting)}")
     return XYLoss(loss) if kind == "ordinal" else loss
 
 
@@ -105,8 +106,9 @@ def build_codec_from_cfg(cfg: DictConfig):
     kind, wanted = getattr(CODECS.get(spec["type"]), "target_kind", "heatmap"), head_kind(cfg)
     if kind != wanted:
         fitting = [n for n in CODECS.names() if getattr(CODECS.get(n), "target_kind", "heatmap") == wanted]
-        raise ValueError(f"codec.type={spec['type']!r} is a {kind} codec, but model.head={cfg.model.head!r} "
-                         f"trains with {wanted} targets; use one of: {', '.join(fitting)}")
+        raise ValueError(f"codec.type={spec['type']!r} makes {kind} targets, but "
+                         f"model.head={cfg.model.head!r} trains with {wanted} targets; use one of: "
+                         f"{', '.join(fitting)}")
     if kind == "ordinal":
         return build_codec(spec, input_size=(width, height), target=_ordinal_target(cfg))
     stride = output_stride(cfg.model.num_deconv)
