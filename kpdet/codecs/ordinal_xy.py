@@ -136,10 +136,11 @@ class OrdinalXYCodec:
     def joint_map(self, outputs) -> torch.Tensor:
         """(p_x, p_y) -> [B, K, N_y, N_x] outer product scaled so that the codec's own target reaches 1
         (a flat, untrained output stays dark), clipped to [0, 1]: a heatmap-like picture."""
-        peak = self._target_peak()
+        peak = self.target_peak()
         return ((outputs[1][..., :, None] / peak) * (outputs[0][..., None, :] / peak)).clamp(0, 1)
 
-    def _target_peak(self) -> float:
+    def target_peak(self) -> float:
+        """The largest value of this codec's labels (1 for one-hot / index targets)."""
         if self.target == "index" or self.sigma == 0:
             return 1.0
         reach = math.ceil(10 * self.sigma)

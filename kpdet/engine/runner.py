@@ -17,8 +17,8 @@ from kpdet.engine.evaluate import evaluate, summary_table
 from kpdet.engine.infer import spec_to_checkpoint
 from kpdet.engine.logger import TensorBoardLogger
 from kpdet.engine.train import StepOptions, train_one_epoch
-from kpdet.predict import HeatmapPredictor, build_predictor
-from kpdet.vis import prediction_panel
+from kpdet.predict import HeatmapPredictor, OrdinalPredictor, build_predictor
+from kpdet.vis import distribution_strips, prediction_panel
 
 
 @dataclass
@@ -150,6 +150,8 @@ def _validate(cfg, predictor, c: Components, logger, step) -> dict[str, float]:
         _append_history(Path(cfg.work_dir) / "history.jsonl", step, metrics)
     if cfg.eval.vis_images > 0 and distributed.is_main():
         logger.image("val/predictions", step, _panel(predictor, c.val_set, cfg.eval.vis_images, c.device))
+        if isinstance(predictor, OrdinalPredictor):
+            logger.image("val/distributions", step, _distributions(predictor, c.val_set, c.device))
     if distributed.is_main():
         print(f"validation at step {step}:\n{summary_table(metrics)}", flush=True)
     return metrics
@@ -173,6 +175,16 @@ def _panel(predictor: HeatmapPredictor, dataset, count: int, device) -> np.ndarr
         images.numpy(), torch.stack([s["keypoints"] for s in samples]).numpy(),
         torch.stack([s["visible"] for s in samples]).numpy(), keypoints.cpu().numpy(),
         scores.cpu().numpy(), dataset.spec.skeleton)
+
+
+@torch.no_grad()
+def _distributions(predictor: OrdinalPredictor, dataset, device) -> np.ndarray:
+    """The first validation crop's x and y distributions, one row per keypoint, GT ticked."""
+    sample = dataset[0]
+    _, _, (px, py) = predictor(sample["image"][None].to(device))
+    codec = predictor.codec
+    gt = codec.to_bins(sample["keypoints"].float()).masked_fill(~(sample["visible"] > 0)[:, None], float("nan"))
+    return distribution_strips(px[0].cpu().numpy(), py[0].cpu().numpy(), gt.numpy(), codec.target_peak())
 
 
 def _save_best(cfg, work_dir: Path, c: Components, state: TrainState) -> None:

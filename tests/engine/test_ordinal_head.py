@@ -180,6 +180,10 @@ def test_emd_ordinal_config_trains_and_tests_through_the_tools(ordinal_run, tmp_
     metrics = json.loads((ordinal_run / "metrics.json").read_text())
     assert {"AP", "PCK@0.05", "PCK@0.1", "PCK@0.2", "EPE"} <= set(metrics)
     assert 0.0 <= metrics["PCK@0.05"] <= metrics["PCK@0.1"] <= metrics["PCK@0.2"] <= 1.0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(ordinal_run / "tb")).Reload()
+    assert {"val/predictions", "val/distributions"} <= set(events.Tags()["images"])
     out_file = tmp_path / "m.json"
     run_tool("tools/test.py", str(ordinal_run / "config.yaml"), str(ordinal_run / "last.pt"), "--out",
              str(out_file))
@@ -193,3 +197,20 @@ def test_infer_tool_with_the_ordinal_head(ordinal_run, tiny_synthetic, tmp_path)
     predictions = json.loads((tmp_path / "out" / "predictions.json").read_text())
     keypoints = torch.tensor(predictions[0]["keypoints"])  # [1, 17, 3]: x, y, confidence
     assert keypoints.shape == (1, 17, 3) and ((keypoints[..., 2] >= 0) & (keypoints[..., 2] <= 1)).all()
+
+
+@pytest.mark.parametrize("ordinal, heatmap", [
+    ("configs/synthetic/emd_ordinal.yaml", "configs/synthetic/focal.yaml"),
+    ("configs/openfield/emd_ordinal.yaml", "configs/openfield/mse.yaml"),
+])
+def test_ordinal_configs_match_their_heatmap_counterparts(ordinal, heatmap):
+    """Same data and budget: only the head, codec, loss and work_dir differ; emd and ce only in loss."""
+    a, b = load_config(ordinal), load_config(heatmap)
+    assert a.model.head == "ordinal_xy" and a.loss.type == "squared_emd" and a.codec.type == "ordinal_xy"
+    b.model.head, b.codec, b.loss, b.work_dir = a.model.head, a.codec, a.loss, a.work_dir
+    assert a == b
+    if "synthetic" in ordinal:
+        ce = load_config("configs/synthetic/ce_ordinal.yaml")
+        assert ce.loss.type == "bin_ce"
+        ce.loss, ce.work_dir = a.loss, a.work_dir
+        assert ce == a
