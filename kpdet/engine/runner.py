@@ -183,7 +183,8 @@ def _distributions(predictor: OrdinalPredictor, dataset, device) -> np.ndarray:
     sample = dataset[0]
     _, _, (px, py) = predictor(sample["image"][None].to(device))
     codec = predictor.codec
-    gt = codec.to_bins(sample["keypoints"].float()).masked_fill(~(sample["visible"] > 0)[:, None], float("nan"))
+    hidden = ~(sample["visible"] > 0)[:, None]
+    gt = codec.to_bins(sample["keypoints"].float()).masked_fill(hidden, float("nan"))
     return distribution_strips(px[0].cpu().numpy(), py[0].cpu().numpy(), gt.numpy(), codec.target_peak())
 
 
