@@ -133,19 +133,18 @@ class OrdinalXYCodec:
         return outputs[0].flip(-1).index_select(1, index), outputs[1].index_select(1, index)
 
     # pictures --------------------------------------------------------------------------
-    def joint_map(self, outputs) -> torch.Tensor:
-        """(p_x, p_y) -> [B, K, N_y, N_x] outer product scaled so that the codec's own target reaches 1
-        (a flat, untrained output stays dark), clipped to [0, 1]: a heatmap-like picture."""
-        peak = self.target_peak()
-        return ((outputs[1][..., :, None] / peak) * (outputs[0][..., None, :] / peak)).clamp(0, 1)
+    def near_mass(self, p: torch.Tensor) -> torch.Tensor:
+        """[..., N] probabilities -> [..., N]: the mass within +-window bins of each bin, in [0, 1]
+        (at the peak: the axis's confidence). Absolute: a flat output stays near (2 window + 1) / N."""
+        width = 2 * self.window + 1
+        flat = p.float().reshape(-1, 1, p.shape[-1])  # zero padding: no mass beyond the axis
+        mass = torch.nn.functional.avg_pool1d(flat, width, 1, self.window, count_include_pad=True) * width
+        return mass.reshape(p.shape).clamp(0, 1)
 
-    def target_peak(self) -> float:
-        """The largest value of this codec's labels (1 for one-hot / index targets)."""
-        if self.target == "index" or self.sigma == 0:
-            return 1.0
-        reach = math.ceil(10 * self.sigma)
-        j = torch.arange(-reach, reach + 1, dtype=torch.float64)
-        return float(1.0 / torch.exp(-(j**2) / (2 * self.sigma**2)).sum())
+    def joint_map(self, outputs) -> torch.Tensor:
+        """(p_x, p_y) -> [B, K, N_y, N_x] = near_mass(p_y) (x) near_mass(p_x), in [0, 1]: a heatmap-like
+        picture on the confidence's scale (the TensorBoard panel)."""
+        return self.near_mass(outputs[1])[..., :, None] * self.near_mass(outputs[0])[..., None, :]
 
     def __repr__(self) -> str:
         return (f"OrdinalXYCodec(input_size={self.input_size}, split={self.split}, sigma={self.sigma}, "

@@ -179,13 +179,15 @@ def _panel(predictor: HeatmapPredictor, dataset, count: int, device) -> np.ndarr
 
 @torch.no_grad()
 def _distributions(predictor: OrdinalPredictor, dataset, device) -> np.ndarray:
-    """The first validation crop's x and y distributions, one row per keypoint, GT ticked."""
+    """The first validation crop's x and y distributions (as the mass within +-window bins, the
+    confidence's scale), one row per keypoint, GT ticked."""
     sample = dataset[0]
     _, _, (px, py) = predictor(sample["image"][None].to(device))
     codec = predictor.codec
     hidden = ~(sample["visible"] > 0)[:, None]
     gt = codec.to_bins(sample["keypoints"].float()).masked_fill(hidden, float("nan"))
-    return distribution_strips(px[0].cpu().numpy(), py[0].cpu().numpy(), gt.numpy(), codec.target_peak())
+    strips = [codec.near_mass(p[0]).cpu().numpy() for p in (px, py)]
+    return distribution_strips(*strips, gt.numpy())
 
 
 def _save_best(cfg, work_dir: Path, c: Components, state: TrainState) -> None:

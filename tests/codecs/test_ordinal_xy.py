@@ -109,12 +109,25 @@ def test_confidence_is_the_mass_near_the_peak():
     assert keypoints.tolist() == [[[pytest.approx(2.0), 0.0]]]
 
 
-def test_joint_map_reaches_one_for_the_codec_target_and_stays_dark_when_flat():
-    c = build_codec({"type": "ordinal_xy", "sigma": 2.0}, input_size=(32, 32))
-    labels, _ = c.encode(torch.tensor([[[10.25, 12.25]]]), torch.ones(1, 1))  # on bin centres 20, 24
-    assert c.joint_map(labels).max().item() == pytest.approx(1.0, abs=1e-3)
+def test_near_mass_and_joint_map_by_hand():
+    c = codec(split=1, sigma=0, window=1)
+    px = torch.tensor([[[0.0, 0.2, 0.5, 0.2, 0.0, 0.0, 0.0, 0.1]]])
+    # mass within +-1 bin of each bin: 0+.2, 0+.2+.5, .2+.5+.2, .5+.2+0, .2, 0, .1, .1 (no mass past the ends)
+    expected = torch.tensor([[[0.2, 0.7, 0.9, 0.7, 0.2, 0.0, 0.1, 0.1]]])
+    torch.testing.assert_close(c.near_mass(px), expected)
+    py = torch.full((1, 1, 6), 1 / 6)  # flat: 2/6 at the ends, 3/6 inside
+    joint = c.joint_map((px, py))
+    assert joint.shape == (1, 1, 6, 8)
+    assert joint[0, 0, 2, 2].item() == pytest.approx(0.9 * 0.5)  # y inside, x at the peak
+    assert joint[0, 0, 0, 2].item() == pytest.approx(2 / 6 * 0.9)  # y at the edge
+
+
+def test_joint_map_is_bright_for_a_sharp_target_and_dark_when_flat():
+    c = build_codec({"type": "ordinal_xy", "sigma": 2.0}, input_size=(32, 32))  # window 8 bins = 4 sigma
+    labels, _ = c.encode(torch.tensor([[[10.25, 12.25]]]), torch.ones(1, 1))
+    assert c.joint_map(labels).max().item() > 0.999
     flat = (torch.full((1, 1, 64), 1 / 64), torch.full((1, 1, 64), 1 / 64))
-    assert c.joint_map(flat).max().item() < 0.05
+    assert c.joint_map(flat).max().item() == pytest.approx((17 / 64) ** 2)
 
 
 def test_bad_parameters_name_the_field():
