@@ -7,9 +7,9 @@ import numpy as np
 def distribution_strips(px, py, gt_bins=None, peak: float = 1.0, row_height: int = 6) -> np.ndarray:
     """One sample's distributions -> uint8 RGB [K * row_height, N_x + 4 + N_y, 3].
 
-    px [K, N_x], py [K, N_y]: probabilities over bins; one row per keypoint, x strip on the left,
-    y strip on the right, coloured (JET) by p / peak clipped to [0, 1] (`peak`: the target's
-    peak, so a perfect prediction is red and a flat one dark blue). gt_bins [K, 2] (x, y bin
+    px [K, N_x], py [K, N_y]: values per bin (the runner passes `codec.near_mass`, the mass near
+    each bin, in [0, 1]); one row per keypoint, x strip on the left, y strip on the right,
+    coloured (JET) by value / peak clipped to [0, 1]: red is certain, dark blue nothing. gt_bins [K, 2] (x, y bin
     coordinates) or None: a white tick at the ground truth where it is finite.
     """
     import cv2
