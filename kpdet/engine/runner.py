@@ -10,14 +10,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from kpdet.build import spec_to_checkpoint
 from kpdet.config import save_config
 from kpdet.engine import builders, distributed
 from kpdet.engine.checkpoint import eval_weights, load_checkpoint, rng_state, save_atomic, set_rng_state
 from kpdet.engine.evaluate import evaluate, summary_table
-from kpdet.engine.infer import spec_to_checkpoint
 from kpdet.engine.logger import TensorBoardLogger
 from kpdet.engine.train import StepOptions, train_one_epoch
-from kpdet.predict import HeatmapPredictor
+from kpdet.predict import make_predictor
 from kpdet.vis import prediction_panel
 
 
@@ -59,11 +59,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def make_predictor(model, codec, activation: str, flip_index=None) -> HeatmapPredictor:
-    flip = getattr(codec, "flip_heatmaps", None) if flip_index is not None else None
-    return HeatmapPredictor(model, codec, activation, flip_index if flip else None, flip)
 
 
 def build_components(cfg: DictConfig) -> Components:
@@ -162,7 +157,7 @@ def _append_history(path: Path, step: int, metrics: dict[str, float]) -> None:
 
 
 @torch.no_grad()
-def _panel(predictor: HeatmapPredictor, dataset, count: int, device) -> np.ndarray:
+def _panel(predictor, dataset, count: int, device) -> np.ndarray:
     """The first `count` validation crops: GT and predicted skeletons, heatmap overlay."""
     samples = [dataset[i] for i in range(min(count, len(dataset)))]
     images = torch.stack([s["image"] for s in samples])
