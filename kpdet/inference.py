@@ -47,11 +47,11 @@ def check_box(box, image: np.ndarray, where: str) -> list[float]:
     return [x, y, w, h]
 
 
-def as_rgb(image: ImageLike, bgr: bool = False, where: str = "image") -> np.ndarray:
+def as_rgb(image: ImageLike, bgr: bool = False, where: str = "image", index: int = 0) -> np.ndarray:
     """uint8 RGB [H, W, 3] from a file path (read_image names it when unreadable) or an array
     ([H, W], [H, W, 3] or [H, W, 4]; `bgr` says the channels are OpenCV's order)."""
     if isinstance(image, (str, os.PathLike)):
-        return read_image(image)
+        return read_image(image, image_id=index)
     array = np.asarray(image)
     if array.dtype != np.uint8:
         raise ValueError(f"{where}: expected a uint8 array, got {array.dtype}")
@@ -151,7 +151,7 @@ class Predictor:
         crops, affines, owner = [], [], []
         for i, (image, image_boxes) in enumerate(zip(batch, per_image)):
             name = f"image {i}" + (f" ({image})" if isinstance(image, (str, os.PathLike)) else "")
-            rgb = as_rgb(image, bgr, name)
+            rgb = as_rgb(image, bgr, name, i)
             for box in self._boxes(rgb, image_boxes, name):
                 crop, affine = crop_for_model(rgb, box, self.input_size, self.padding)
                 crops.append(crop)
