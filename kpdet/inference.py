@@ -101,7 +101,8 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike,
                         config: str | os.PathLike | DictConfig | None = None, device: str = "auto",
-                        flip_test: bool | None = None, onnx: str | os.PathLike | None = None, batch_size: int = 32) -> Predictor:
+                        flip_test: bool | None = None, onnx: str | os.PathLike | None = None,
+                        batch_size: int = 32) -> Predictor:
         """The checkpoint's model, codec and keypoints; `config` (a path or a loaded config) overrides the
         one saved in the checkpoint. flip_test None = the config's eval.flip_test. `onnx`: run the network
         from this exported file with onnxruntime (CPU) instead of PyTorch; pre- and post-processing as

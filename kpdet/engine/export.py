@@ -25,7 +25,8 @@ def real_crops(predictor: Predictor, images: str | None = None, count: int = CHE
             if split.ann_file and Path(split.ann_file).is_file():
                 data = read_json(split.ann_file)
                 files = {img["id"]: img["file_name"] for img in data["images"]}
-                anns = [a for a in data["annotations"] if len(a.get("bbox") or ()) == 4 and min(a["bbox"][2:]) > 0]
+                anns = [a for a in data["annotations"]
+                        if len(a.get("bbox") or ()) == 4 and min(a["bbox"][2:]) > 0]
                 pairs = [(read_image(Path(split.img_dir) / files[a["image_id"]]), a["bbox"])
                          for a in anns[:count]]
                 break
