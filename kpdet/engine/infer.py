@@ -22,7 +22,7 @@ import numpy as np
 
 from kpdet.build import spec_from_checkpoint, spec_to_checkpoint  # noqa: F401  (re-exported)
 from kpdet.data.convert import coco_to_dlc
-from kpdet.data.video import VIDEO_SUFFIXES, VideoSink, open_video, read_frames
+from kpdet.data.video import VIDEO_SUFFIXES, VideoError, VideoSink, open_video, read_frames
 from kpdet.inference import Predictor, as_rgb, whole_image_box
 from kpdet.vis import draw_keypoints
 
@@ -159,19 +159,18 @@ def infer_video(predictor: Predictor, source, out: Path, boxes, category_id: int
     progress = Progress(total, f"{Path(source).name}")
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
     try:
+        frames = read_frames(info, capture, max_frames)
         with open(out / "results.jsonl", "w") as stream:
-            batch = []
-            for frame in read_frames(info, capture, max_frames):
-                batch.append(frame)
-                if len(batch) == FRAME_BATCH:
+            while True:
+                batch, error = _take(frames, FRAME_BATCH)
+                if batch:
                     results += _video_batch(predictor, batch, done, boxes, category_id, sink, stream)
                     done += len(batch)
                     progress.update(len(batch))
-                    batch = []
-            if batch:
-                results += _video_batch(predictor, batch, done, boxes, category_id, sink, stream)
-                done += len(batch)
-                progress.update(len(batch))
+                if error is not None:
+                    raise error
+                if len(batch) < FRAME_BATCH:
+                    break
     except BaseException:
         print(f"stopped after {done} frames of {info.path}; their outputs are in {out}", file=sys.stderr)
         raise
@@ -182,6 +181,20 @@ def infer_video(predictor: Predictor, source, out: Path, boxes, category_id: int
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return done
+
+
+def _take(frames, count: int) -> tuple[list, Exception | None]:
+    """Up to `count` frames, and the decoding error that ended them early (the frames before a
+    corrupt one are still predicted)."""
+    batch = []
+    try:
+        for frame in frames:
+            batch.append(frame)
+            if len(batch) == count:
+                break
+    except VideoError as error:
+        return batch, error
+    return batch, None
 
 
 def _main_thread() -> bool:
