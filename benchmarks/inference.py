@@ -135,7 +135,8 @@ def table(rows: list[dict]) -> str:
             continue
         base = eager[(r["size"], r["batch"])]
         lines.append(f"| {r['size']} | {r['backend']} | {r['batch']} | {r['ms']:.1f} "
-                     f"| {r['ms'] / r['batch']:.2f} | {1000 * r['batch'] / r['ms']:.1f} | {base / r['ms']:.2f}x | {r['note']} |")
+                     f"| {r['ms'] / r['batch']:.2f} | {1000 * r['batch'] / r['ms']:.1f} "
+                     f"| {base / r['ms']:.2f}x | {r['note']} |")
     return "\n".join(lines)
 
 
