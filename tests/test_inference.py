@@ -144,3 +144,13 @@ def test_checkpoint_of_another_head_or_keypoint_count_is_refused(tiny_checkpoint
     torch.save(state, tmp_path / "five.pt")
     with pytest.raises(ValueError, match=rf"{final}: \[5, .*\] in the checkpoint, \[17, .*\] for the config"):
         Predictor.from_checkpoint(tmp_path / "five.pt", device="cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
+def test_predictor_on_cuda_matches_cpu():
+    image = dots_image((50, 40), (70, 60))
+    boxes = [[40, 30, 40, 40], [45, 35, 40, 40]]
+    on_cpu = dot_predictor().predict(image, boxes)
+    on_gpu = dot_predictor(device="cuda").predict(image, boxes)
+    for key in ("keypoints", "scores"):
+        np.testing.assert_allclose(on_gpu[key], on_cpu[key], atol=1e-3)
