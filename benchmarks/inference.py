@@ -42,16 +42,16 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def median_ms(call, device: torch.device, reps: int, warmup: int = 2) -> float:
+def median_ms(call, device: torch.device, reps: int, clock=time.perf_counter, warmup: int = 2) -> float:
     for _ in range(warmup):
         call()
     sync(device)
     times = []
     for _ in range(reps):
-        start = time.perf_counter()
+        start = clock()
         call()
         sync(device)
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return 1000 * statistics.median(times)
 
 
@@ -95,7 +95,7 @@ def backends(model, size, device, names, workdir: Path) -> dict:
     return found
 
 
-def measure(size, device, names, reps, workdir) -> list[dict]:
+def measure(size, device, names, reps, workdir, clock) -> list[dict]:
     torch.manual_seed(0)
     model = build_model("resnet18", 17, None, 256, 3).to(device).eval()
     heatmap = (size[0] // 4, size[1] // 4)
@@ -107,7 +107,7 @@ def measure(size, device, names, reps, workdir) -> list[dict]:
             if network is not None:
                 predictor = make_predictor(network, codec, "sigmoid")
                 crops = torch.randn(batch, 3, size[1], size[0], device=device)
-                row["ms"] = median_ms(lambda: predictor(crops), device, reps)  # noqa: B023
+                row["ms"] = median_ms(lambda: predictor(crops), device, reps, clock)  # noqa: B023
             rows.append(row)
             print(row, flush=True)
     return rows
@@ -149,6 +149,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch and onnxruntime intra-op threads")
     parser.add_argument("--backends", default="eager,compile,onnx")
     parser.add_argument("--out", help="also write the table (Markdown) to this file")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: process CPU time (with --threads 1 close to an idle core's wall time on a "
+                             "machine shared with other jobs); wall: perf_counter")
     args = parser.parse_args()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
@@ -157,9 +160,11 @@ def main() -> None:
     names = set(args.backends.split(","))
     sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as workdir:
-        rows = [row for size in sizes for row in measure(size, device, names, args.reps, Path(workdir))]
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        rows = [row for size in sizes for row in measure(size, device, names, args.reps, Path(workdir), clock)]
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    report = (f"Machine: {machine(device)}; torch {torch.__version__}; uptime at the end: {uptime}\n\n"
+    report = (f"Machine: {machine(device)}; torch {torch.__version__}; {args.clock} clock; "
+              f"uptime at the end: {uptime}\n\n"
               f"{table(rows)}\n")
     print(report)
     if args.out:
