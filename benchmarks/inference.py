@@ -161,7 +161,8 @@ def main() -> None:
     sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as workdir:
         clock = time.process_time if args.clock == "cpu" else time.perf_counter
-        rows = [row for size in sizes for row in measure(size, device, names, args.reps, Path(workdir), clock)]
+        rows = [row for size in sizes
+                for row in measure(size, device, names, args.reps, Path(workdir), clock)]
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     report = (f"Machine: {machine(device)}; torch {torch.__version__}; {args.clock} clock; "
               f"uptime at the end: {uptime}\n\n"
