@@ -184,3 +184,33 @@ def test_onnx_model_refuses_another_input_size(onnx_file):
     assert model(torch.zeros(3, 3, 64, 64)).shape == (3, 17, 16, 16)  # dynamic batch axis
     with pytest.raises(ValueError, match=r"takes images \[B, 3, 64, 64\], got \[1, 3, 32, 64\]"):
         model(torch.zeros(1, 3, 32, 64))
+
+
+def test_interrupted_video_keeps_the_frames_done(infer_cfg, tiny_checkpoint, tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM, turned into the same exception) during the second batch of frames: the
+    first batch's results, CSV rows and video frames are written."""
+    import cv2
+
+    from kpdet.data import video
+    from kpdet.engine import infer as engine_infer
+
+    capture = FailingCapture()
+    capture.read = lambda: (True, np.zeros((48, 64, 3), np.uint8))  # 5 good frames, as stated
+    monkeypatch.setattr(video, "_capture", lambda path: capture)
+    monkeypatch.setattr(engine_infer, "FRAME_BATCH", 2)
+    real_batch, calls = engine_infer._video_batch, []
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_batch(*args)
+
+    monkeypatch.setattr(engine_infer, "_video_batch", interrupted)
+    (tmp_path / "long.mp4").write_bytes(b"\0")
+    with pytest.raises(KeyboardInterrupt):
+        engine_infer.infer(infer_cfg, str(tiny_checkpoint), str(tmp_path / "long.mp4"), str(tmp_path / "out"))
+    out = tmp_path / "out"
+    assert [r["image_id"] for r in json.loads((out / "results.json").read_text())] == [0, 1]
+    assert len((out / "long.csv").read_text().splitlines()) == 3 + 2
+    assert cv2.VideoCapture(str(out / "long_pred.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 2
