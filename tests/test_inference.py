@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from kpdet import Predictor
-from kpdet.codecs import build_codec
+from kpdet.codecs import CODECS, build_codec
 from kpdet.data.coco import DatasetError
 from kpdet.keypoints import KeypointSpec
 
@@ -22,8 +22,8 @@ class DotModel(nn.Module):
         return 4.0 * nn.functional.avg_pool2d(excess, 4) - 4.0
 
 
-def dot_predictor(**kwargs) -> Predictor:
-    codec = build_codec({"type": "msra", "sigma": 1.0}, input_size=INPUT, heatmap_size=(16, 16))
+def dot_predictor(codec="msra", **kwargs) -> Predictor:
+    codec = build_codec({"type": codec, "sigma": 1.0}, input_size=INPUT, heatmap_size=(16, 16))
     spec = KeypointSpec(("red", "green"), ((0, 1),), (0, 1), (0.05, 0.05))
     return Predictor(DotModel(), codec, "sigmoid", spec, INPUT, padding=1.25, **kwargs)
 
@@ -36,11 +36,12 @@ def dots_image(red_xy, green_xy, size=(120, 160)) -> np.ndarray:
     return image
 
 
-def test_keypoints_come_back_in_image_pixels_for_each_box():
+@pytest.mark.parametrize("codec", CODECS.names())
+def test_keypoints_come_back_in_image_pixels_for_each_box(codec):
     image = dots_image((50, 40), (70, 60))
     # Two different 40x40 boxes around the dots: crop scale 40 * 1.25 / 64 = 0.78 image px per
-    # input px, so one heatmap px is 3.1 image px; argmax + quarter offset is within ~half of that.
-    result = dot_predictor().predict(image, boxes=[[40, 30, 40, 40], [45, 35, 40, 40]])
+    # input px, so one heatmap px is 3.1 image px; argmax + sub-pixel refinement is within ~half of that.
+    result = dot_predictor(codec).predict(image, boxes=[[40, 30, 40, 40], [45, 35, 40, 40]])
     assert result["keypoints"].shape == (2, 2, 2) and result["scores"].shape == (2, 2)
     for points in result["keypoints"]:
         np.testing.assert_allclose(points, [[50, 40], [70, 60]], atol=2.0)
