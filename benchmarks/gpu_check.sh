@@ -14,8 +14,14 @@
 #   4. benchmarks/inference.py on CUDA (eager, bf16 channels_last, torch.compile, onnxruntime).
 # Without CUDA it says so and exits 0. PYTHON picks the interpreter (default: python3).
 # Needs omegaconf, pycocotools and albumentations besides PyTorch; where they are missing
-# (the lent H200 image lacks them) put their wheels in .whl/ (see /work/.library/device/README.md)
-# and this script installs them into /tmp/site first.
+# (the lent H200 image lacks them) put their wheels in .whl/ and this script installs them into
+# /tmp/site first. Here, with network (Python 3.12 on the H200 image; versions as pyproject allows):
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+#     -d .whl omegaconf antlr4-python3-runtime==4.9.3 pycocotools albumentations albucore \
+#     stringzilla simsimd pydantic pydantic-core annotated-types typing-inspection
+# then run it with `carry: [".whl"]`. A step that fails shows its log tail in the report.
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
