@@ -108,6 +108,8 @@ class Predictor:
         from this exported file with onnxruntime (CPU) instead of PyTorch; pre- and post-processing as
         with PyTorch."""
         state = build.load_checkpoint(checkpoint)
+        if "keypoints" not in state or "model" not in state:
+            raise ValueError(f"{checkpoint} is not a kpdet checkpoint: it lacks 'model' or 'keypoints'")
         if config is None:
             cfg, config_name = config_from_checkpoint(state, checkpoint), f"the config in {checkpoint}"
         else:

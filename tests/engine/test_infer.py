@@ -214,3 +214,26 @@ def test_interrupted_video_keeps_the_frames_done(infer_cfg, tiny_checkpoint, tmp
     assert [r["image_id"] for r in json.loads((out / "results.json").read_text())] == [0, 1]
     assert len((out / "long.csv").read_text().splitlines()) == 3 + 2
     assert cv2.VideoCapture(str(out / "long_pred.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 2
+
+
+def test_onnx_predictor_with_flip_test_matches_pytorch(tiny_checkpoint, tiny_synthetic, onnx_file):
+    from kpdet.inference import Predictor
+
+    image = sorted((tiny_synthetic / "images" / "val").iterdir())[0]
+    boxes = [[5, 5, 80, 100], [20, 10, 60, 60]]
+    results = [Predictor.from_checkpoint(tiny_checkpoint, device="cpu", flip_test=True, onnx=onnx).predict(
+        image, boxes, heatmaps=True) for onnx in (None, onnx_file[0])]
+    np.testing.assert_allclose(results[1]["keypoints"], results[0]["keypoints"], atol=0.01)
+    np.testing.assert_allclose(results[1]["heatmaps"], results[0]["heatmaps"], atol=1e-4)
+
+
+def test_not_a_checkpoint_is_named(tmp_path):
+    import torch
+
+    from kpdet.inference import Predictor
+
+    torch.save({"weights": {}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="other.pt is not a kpdet checkpoint"):
+        Predictor.from_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError, match="missing.pt does not exist"):
+        Predictor.from_checkpoint(tmp_path / "missing.pt")
