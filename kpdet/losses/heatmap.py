@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kpdet.losses.base import Loss, channel_weight, check_dense, register_loss
+from kpdet.losses.base import Loss, check_dense, register_loss
 
 # Elements per chunk of the fused focal pass: the few temporaries of one chunk stay in
 # cache, and a few dozen chunks keep the Python overhead small.
@@ -142,34 +142,47 @@ def _abs_pow_and_slope(d: Tensor, beta: float) -> tuple[Tensor, Tensor]:
     return a.pow(beta), slope if beta >= 1 else torch.where(d == 0, 0.0, slope)
 
 
-class _QualityFocal(torch.autograd.Function):
-    """Value and hand-written gradient in one pass; only the gradient is saved.
+def _qfl_chunk(x: Tensor, y: Tensor, w: Tensor, beta: float, grad: Tensor) -> Tensor:
+    """QFL terms of one chunk: returns their w-weighted sum, writes their d/dx into `grad`.
 
-        ce = -(y log p + (1-y) log(1-p)),  d ce/dx = p - y,  d p/dx = p (1-p)
-        d/dx [w |y-p|^beta ce] = w (beta |p-y|^(beta-1) sign(p-y) p (1-p) ce + |p-y|^beta (p - y))
+        ce = -(y log p + (1-y) log(1-p)) = y softplus(-x) + (1-y) softplus(x),  d ce/dx = p - y
+        d/dx [w |p-y|^beta ce] = w (beta |p-y|^(beta-1) sign(p-y) p (1-p) ce + |p-y|^beta (p-y))
+
+    x, y, grad: [rows, HW]; w: [rows, 1]. Both ce terms are >= 0: no cancellation.
     """
+    p, q = torch.sigmoid(x), torch.sigmoid(-x)  # q = 1-p without rounding near p = 1
+    ce = _softplus(x.neg()).mul_(y).add_(_softplus(x).mul_(torch.sub(1, y)))
+    d = p - y
+    modulator, slope = _abs_pow_and_slope(d, beta)
+    total = torch.dot((modulator * ce).sum(1), w.view(-1))
+    torch.mul(slope.mul_(p).mul_(q).mul_(ce).add_(modulator.mul_(d)), w, out=grad)
+    return total
+
+
+class _QualityFocal(torch.autograd.Function):
+    """Value and hand-written gradient in one chunked pass, as `_DistanceAwareFocal`; only the
+    gradient is saved, backward scales it."""
 
     @staticmethod
     def forward(ctx, x: Tensor, y: Tensor, w: Tensor, beta: float) -> Tensor:
-        log_p, log_q = F.logsigmoid(x), F.logsigmoid(-x)  # log p, log(1-p): exact for any finite x
-        p, q = log_p.exp(), log_q.exp()
-        # -(y log p + (1-y) log(1-p)): both terms <= 0, no cancellation (log q + y (log p - log q) has)
-        ce = torch.addcmul(y * log_p, 1 - y, log_q).neg_()
-        d = p - y
-        modulator, slope = _abs_pow_and_slope(d, beta)
-        wb = channel_weight(w, x.dim())
-        total = torch.sum(modulator * ce * wb)
-        grad = (slope * p * q * ce + modulator * d) * wb
-        n_pos = (w * (y.flatten(2).amax(2) > 0)).sum()
+        hw = x[0, 0].numel()
+        rows_x, rows_y, rows_w = x.reshape(-1, hw), y.reshape(-1, hw), w.reshape(-1, 1)
+        grad = torch.empty_like(rows_x)
+        total = x.new_zeros(())
+        step = max(1, _CHUNK // hw) if x.device.type == "cpu" else rows_x.shape[0]
+        for i in range(0, rows_x.shape[0], step):
+            sl = slice(i, i + step)
+            total += _qfl_chunk(rows_x[sl], rows_y[sl], rows_w[sl], beta, grad[sl])
+        n_pos = (w * (rows_y.amax(1).view(w.shape) > 0)).sum()  # keypoints: channels with a target
         ctx.save_for_backward(grad)
-        ctx.scale = 1.0 / n_pos.clamp_min(1.0)
+        ctx.scale, ctx.shape = 1.0 / n_pos.clamp_min(1.0), x.shape
         return total * ctx.scale
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: Tensor):
         (grad,) = ctx.saved_tensors
-        return grad * (grad_out * ctx.scale), None, None, None
+        return (grad * (grad_out * ctx.scale)).view(ctx.shape), None, None, None
 
 
 @register_loss("quality_focal", aliases=("qfl",))
@@ -206,7 +219,7 @@ class QualityFocalLoss(Loss):
         if pred.dim() < 3:
             raise ValueError(f"pred must be [B, C, ...] with spatial dims, got {tuple(pred.shape)}")
         w = pred.new_ones(pred.shape[:2]) if weight is None else weight
-        return _QualityFocal.apply(pred, target, w, self.beta)
+        return _QualityFocal.apply(pred.contiguous(), target.contiguous(), w, self.beta)
 
 
 class _WeightedMSE(torch.autograd.Function):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kpdet.codecs import build_codec
-from kpdet.losses import build_loss
+from kpdet.losses import build_loss, heatmap
 
 
 def qfl_plain(pred, target, weight=None, beta=2.0, n_pos=None):
@@ -61,6 +61,22 @@ def test_qfl_value_and_gradient_match_autograd_of_plain_formula(beta):
     assert value.item() == pytest.approx(expected.item(), rel=1e-12)
     torch.testing.assert_close(torch.autograd.grad(value, pred)[0], torch.autograd.grad(expected, pred)[0],
                                rtol=1e-10, atol=1e-14)
+
+
+def test_qfl_chunks_give_the_same_value_and_gradient(monkeypatch):
+    torch.manual_seed(2)
+    pred = torch.randn(3, 4, 6, 7, dtype=torch.float64, requires_grad=True)
+    target = torch.rand(3, 4, 6, 7, dtype=torch.float64)
+    weight = torch.rand(3, 4, dtype=torch.float64)
+    loss = build_loss("qfl")
+    v1 = loss(pred, target, weight)
+    (g1,) = torch.autograd.grad(v1, pred)
+    monkeypatch.setattr(heatmap, "_CHUNK", 100)  # 100 // 42 = 2 rows per chunk: 6 chunks
+    v2 = loss(pred, target, weight)
+    (g2,) = torch.autograd.grad(v2, pred)
+    torch.testing.assert_close(v1, v2, rtol=1e-14, atol=0)
+    torch.testing.assert_close(g1, g2, rtol=1e-14, atol=0)
+    torch.testing.assert_close(v2, qfl_plain(pred, target, weight), rtol=1e-12, atol=0)
 
 
 def test_qfl_gradcheck_float64():
@@ -129,3 +145,11 @@ def test_qfl_large_logits_float32_exact():
 def test_qfl_rejects_negative_beta():
     with pytest.raises(ValueError, match="beta must be >= 0"):
         build_loss({"type": "qfl", "beta": -1})
+
+
+def test_qfl_reachable_from_config_overrides():
+    from kpdet.config import load_config
+    from kpdet.engine.builders import build_loss_from_cfg
+
+    loss = build_loss_from_cfg(load_config("configs/smoke.yaml", ["loss.type=qfl", "loss.beta=1.5"]))
+    assert type(loss).__name__ == "QualityFocalLoss" and loss.beta == 1.5 and loss.activation == "sigmoid"
