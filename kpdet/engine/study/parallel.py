@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from kpdet.engine.study.run import execute, is_finished
@@ -89,6 +90,24 @@ def run_submitit(runs: list[RunSpec], parallel: Parallel, folder: Path, workers:
     wave = workers if executor.cluster in ("local", "debug") else len(runs)
     done = []
     for start in range(0, len(runs), wave):
-        jobs = [executor.submit(execute, run, parallel.threads) for run in runs[start:start + wave]]
+        with _importable_kpdet():
+            jobs = [executor.submit(execute, run, parallel.threads) for run in runs[start:start + wave]]
         done += [job.result() for job in jobs]
     return done
+
+
+@contextmanager
+def _importable_kpdet():
+    """Jobs inherit the environment at submission: put this kpdet first on their PYTHONPATH, so
+    they run the same code as the submitting process (a checkout need not be pip-installed)."""
+    import kpdet
+
+    root, before = str(Path(kpdet.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, before) if p)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONPATH")
+        else:
+            os.environ["PYTHONPATH"] = before

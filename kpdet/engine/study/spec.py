@@ -118,17 +118,22 @@ class Study:
 
 def parse_losses(text: str) -> list[LossSpec]:
     """`"daf,mse,dfl(alpha=2, gamma=3)"` -> LossSpecs; values are typed as YAML (2 -> int, 1e-3 -> float)."""
+    return [_parse_one(item, text) for item in _split_top(text, text) if item]
+
+
+def _split_top(text: str, whole: str) -> list[str]:
+    """Split at commas outside brackets: "a,b(x=1,y=[1,2])" -> ["a", "b(x=1,y=[1,2])"]."""
     items, depth, start = [], 0, 0
     for i, char in enumerate(text + ","):
-        depth += {"(": 1, ")": -1}.get(char, 0)
+        depth += 1 if char in "([{" else -1 if char in ")]}" else 0
         if depth < 0:
-            raise StudyError(f"--losses {text!r}: unbalanced ')' at position {i}")
+            raise StudyError(f"--losses {whole!r}: unbalanced {char!r}")
         if char == "," and depth == 0:
             items.append(text[start:i].strip())
             start = i + 1
     if depth:
-        raise StudyError(f"--losses {text!r}: unclosed '('")
-    return [_parse_one(item, text) for item in items if item]
+        raise StudyError(f"--losses {whole!r}: unclosed bracket")
+    return items
 
 
 def _parse_one(item: str, text: str) -> LossSpec:
@@ -136,7 +141,7 @@ def _parse_one(item: str, text: str) -> LossSpec:
     if match is None:
         raise StudyError(f"--losses {text!r}: cannot read {item!r} (expected name or name(key=value, ...))")
     params = {}
-    for pair in filter(None, (p.strip() for p in (match.group(2) or "").split(","))):
+    for pair in filter(None, _split_top(match.group(2) or "", text)):
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise StudyError(f"--losses {text!r}: parameter {pair!r} of {match.group(1)} is not key=value")
