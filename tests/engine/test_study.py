@@ -211,3 +211,16 @@ def test_history_keeps_the_last_entry_of_a_repeated_step(tmp_path):
     lines = ['{"step": 2, "EPE": 9}', '{"step": 4, "EPE": 7}', '{"step": 4, "EPE": 6}']
     (tmp_path / "history.jsonl").write_text("\n".join(lines) + "\n")
     assert read_history(tmp_path) == [{"step": 2, "EPE": 9}, {"step": 4, "EPE": 6}]
+
+
+def test_shipped_study_runs_every_heatmap_loss_of_the_contract_on_three_seeds():
+    from kpdet.config import load_config
+    from kpdet.losses import LOSSES
+
+    study = load_study("configs/studies/synthetic_all_losses.yaml")
+    contract = {"distance_aware_focal", "mse", "ce", "wce", "dce", "focal", "dual_focal", "dice",
+                "generalized_dice", "pointwise_exponential"}
+    assert {LOSSES.canonical(loss.type) for loss in study.losses} == contract
+    assert study.seeds == [0, 1, 2] and study.baseline_label() == "mse" and len(study.runs()) == 30
+    cfg = load_config(study.base, study.overrides)  # every budget key exists in the schema
+    assert (cfg.train.max_iters_per_epoch, cfg.train.val_every_steps) == (64, 16)
