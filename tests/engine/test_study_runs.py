@@ -94,6 +94,7 @@ def test_an_interrupted_study_resumes_without_redoing_finished_runs(tiny_synthet
     history = (focal_dir / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in history] == [1, 2]
     assert sorted(r["loss"] for r in rows) == ["focal", "mse"]
+    assert (mse_dir / "tb" / "hparams").is_dir()  # HParams entry of a study run
     assert all(r["steps"] == 2 and r["steps_to_PCK@0.2>=0"] == 1.0 for r in rows)
 
     calls.clear()
@@ -127,3 +128,25 @@ def test_process_workers_and_submitit_local_jobs_fill_the_same_study(tiny_synthe
     runs = sorted((r["loss"], r["seed"]) for r in rows)
     assert runs == [("focal", 0), ("focal", 1), ("mse", 0), ("mse", 1)]
     assert {r["loss"]: r["EPE"] for r in rows if r["seed"] == 0} == first  # read back, not retrained
+
+
+@pytest.mark.slow
+def test_validation_every_n_steps_and_images_every_kth_validation(tiny_synthetic, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from kpdet.config import load_config
+
+    cfg = load_config("configs/smoke.yaml", [*data_overrides(tiny_synthetic), f"work_dir={tmp_path}",
+                                             "train.max_iters_per_epoch=3", "train.val_every_steps=2",
+                                             "eval.image_interval=2", "eval.vis_images=2"])
+    runner.fit(cfg)
+    history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    # validations: step 2 (every 2 steps) and step 3 (end of the epoch); step 2 is the 0th -> images
+    assert [h["step"] for h in history] == [2, 3]
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
+    events.Reload()
+    panels = {"val/predictions", "val/heatmaps", "val/worst", "val/pck_per_keypoint"}
+    assert panels <= set(events.Tags()["images"])
+    assert [e.step for e in events.Images("val/worst")] == [2]
+    worst = events.Images("val/worst")[0]
+    assert (worst.width, worst.height) == (2 * 64, 64 + 13)  # two crops side by side under captions
