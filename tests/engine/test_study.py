@@ -224,3 +224,15 @@ def test_shipped_study_runs_every_heatmap_loss_of_the_contract_on_three_seeds():
     assert study.seeds == [0, 1, 2] and study.baseline_label() == "mse" and len(study.runs()) == 30
     cfg = load_config(study.base, study.overrides)  # every budget key exists in the schema
     assert (cfg.train.max_iters_per_epoch, cfg.train.val_every_steps) == (64, 16)
+
+
+def test_a_run_folder_written_under_another_config_is_not_reused(tmp_path):
+    from kpdet.config import save_config
+    from kpdet.engine.study.run import check_same_config, run_config
+
+    run = build_study("configs/smoke.yaml", "mse", 1, [f"work_dir={tmp_path}"]).runs()[0]
+    save_config(run_config(run), tmp_path / "config.yaml")
+    check_same_config(run_config(run), tmp_path / "config.yaml")  # the same: fine
+    longer = build_study("configs/smoke.yaml", "mse", 1, [f"work_dir={tmp_path}", "train.epochs=3"]).runs()[0]
+    with pytest.raises(StudyError, match=r"train.epochs: 1 -> 3.*delete"):
+        check_same_config(run_config(longer), tmp_path / "config.yaml")

@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kpdet.config import load_config
-from kpdet.engine.study.spec import RunSpec
+from kpdet.engine.study.spec import RunSpec, StudyError
 
 PREDICTIONS = "predictions.npz"  # final-weights predictions on val: PCK at any threshold for the plots
 RUN_INFO = "run_info.json"  # wall time, images/s, steps
@@ -46,6 +46,8 @@ def execute(run: RunSpec, threads: int | None = None) -> str:
     from kpdet.engine.runner import fit
 
     cfg, work = run_config(run), Path(run.work_dir)
+    if (work / "config.yaml").exists():
+        check_same_config(cfg, work / "config.yaml")
     if not is_finished(run):
         print(f"[study] training {run.name} -> {work}", flush=True)
         tick = time.perf_counter()
@@ -55,6 +57,26 @@ def execute(run: RunSpec, threads: int | None = None) -> str:
     if not (work / PREDICTIONS).exists():
         save_predictions(cfg, work)
     return str(work)
+
+
+def check_same_config(cfg: DictConfig, saved_path: Path) -> None:
+    """A run folder trained under another config (say, another budget) is not silently reused."""
+    planned = _flat(OmegaConf.to_container(cfg, resolve=True))
+    saved = _flat(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
+    differ = sorted(k for k in planned.keys() | saved.keys() if planned.get(k) != saved.get(k))
+    if differ:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {planned.get(k)!r}" for k in differ[:5])
+        raise StudyError(f"{saved_path} was written with another config ({shown}); delete "
+                         f"{saved_path.parent} to retrain it, or give the study another work_dir")
+
+
+def _flat(tree, prefix: str = "") -> dict:
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree}
+    out = {}
+    for key, value in tree.items():
+        out.update(_flat(value, f"{prefix}{key}."))
+    return out
 
 
 def _write_info(cfg: DictConfig, work: Path, wall: float) -> None:
