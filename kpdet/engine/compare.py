@@ -31,7 +31,8 @@ def build_study(path: str, losses: str | None = None, seeds: int | None = None, 
     run_overrides = [o for o in overrides if not o.startswith(("work_dir=", "seed="))]
     if is_study_file(path):
         study = load_study(path)
-        load_config(study.base, [*study.overrides, *run_overrides])  # fail now on a bad key, not in a worker
+        for extra in study.datasets.values():  # fail now on a bad key, not later in a worker
+            load_config(study.base, [*study.overrides, *extra, *run_overrides])
         first_seed = study.seeds[0]
     else:
         if not losses:
