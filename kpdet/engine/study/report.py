@@ -85,15 +85,22 @@ def speed_table(rows: list[dict], targets: dict[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def dataset_section(study: Study, dataset: str, rows: list[dict]) -> str:
-    baseline = study.baseline_label()
+def method_note(study: Study, rows: list[dict]) -> str:
+    """What the table shows and which tests gave the p values."""
     seeds = sorted({r["seed"] for r in rows})
     direction = "lower" if lower_is_better(study.metric) else "higher"
-    parts = [f"## {dataset}\n",
-             f"Ranked by {study.metric} ({direction} is better); seeds {seeds}; every run reports its last "
-             f"checkpoint. Δ = loss - {baseline or 'baseline'} paired by seed; "
-             "p paired t = scipy.stats.ttest_rel, p Wilcoxon = scipy.stats.wilcoxon (signed-rank, exact, "
-             "two-sided; its smallest p with 3 seeds is 0.25). 95 % CI from the t distribution.\n",
+    compared = len({r["loss"] for r in rows}) - 1
+    return (f"Ranked by {study.metric} ({direction} is better); seeds {seeds}; every run reports its last "
+            f"checkpoint. Δ = loss - {study.baseline_label() or 'baseline'} paired by seed, with its 95 % CI "
+            "(t distribution); p paired t = scipy.stats.ttest_rel, p Wilcoxon = scipy.stats.wilcoxon "
+            f"(signed-rank, exact, two-sided; with {len(seeds)} seeds its smallest possible p is "
+            f"{2 / 2 ** len(seeds):.3g}). p values are not corrected for the {compared} comparisons "
+            f"(Bonferroni: multiply by {compared}).\n")
+
+
+def dataset_section(study: Study, dataset: str, rows: list[dict]) -> str:
+    baseline = study.baseline_label()
+    parts = [f"## {dataset}\n", method_note(study, rows),
              ranking_table(rows, study.metric, baseline), "Summary metrics (mean ± std over seeds):\n",
              summary_table(rows)]
     if study.targets or any("wall_s" in r for r in rows):
