@@ -97,6 +97,7 @@ class Predictor:
         self.padding, self.device = padding, torch.device(device)
         self.flip_test, self.batch_size = flip_test, batch_size
         self._inner = {}
+        self.config: DictConfig | None = None  # set by from_checkpoint
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike,
