@@ -237,3 +237,23 @@ def test_not_a_checkpoint_is_named(tmp_path):
         Predictor.from_checkpoint(tmp_path / "other.pt")
     with pytest.raises(FileNotFoundError, match="missing.pt does not exist"):
         Predictor.from_checkpoint(tmp_path / "missing.pt")
+
+
+def test_video_boxes_per_frame_number(infer_cfg, tiny_checkpoint, tmp_path, monkeypatch):
+    from kpdet.data import video
+    from kpdet.engine import infer as engine_infer
+
+    frames = iter([np.zeros((48, 64, 3), np.uint8)] * 5)  # then the end of the stream
+    capture = FailingCapture()
+    capture.read = lambda: next(((True, f) for f in frames), (False, None))
+    monkeypatch.setattr(video, "_capture", lambda path: capture)
+    (tmp_path / "v.mp4").write_bytes(b"\0")
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"1": [[0, 0, 20, 20], [30, 10, 20, 30]], "3": []}))
+    engine_infer.infer(infer_cfg, str(tiny_checkpoint), str(tmp_path / "v.mp4"), str(tmp_path / "out"),
+                       str(boxes))
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    # frames 0, 2, 4: the whole frame; frame 1: its two boxes; frame 3: no box, no entry
+    assert [r["image_id"] for r in results] == [0, 1, 1, 2, 4]
+    rows = (tmp_path / "out" / "v.csv").read_text().splitlines()[3:]
+    assert rows[3].split(",")[1:4] == ["0.0", "0.0", "0.0"]  # frame 3: nothing found
