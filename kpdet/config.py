@@ -63,7 +63,7 @@ class ModelConfig:
     input_size: list[int] = field(default_factory=lambda: [192, 256])  # [W, H] network input
     head_channels: int = 256  # SimpleBaseline deconvolution width
     num_deconv: int = 3  # each doubles the resolution: stride 32 -> 4
-    final_bias: float | None = None  # initial bias of the last conv; None = -2.19 (p = 0.1) for sigmoid losses, else 0
+    final_bias: float | None = None  # last conv bias at init; None: -2.19 (p = 0.1) if sigmoid, else 0
     head_conv: int = 0  # >0: a 3x3 conv with this many channels + ReLU before the last 1x1 (CenterNet)
     head_init_std: float = 0.001  # std of the normal init of the head's convolution weights
     head: str = "heatmap"  # heatmap | ordinal_xy (x/y-bin logits, SimCC): kpdet.models.HEADS
@@ -83,6 +83,7 @@ class TrainConfig:
     grad_clip: float | None = None  # max gradient norm
     amp: str = "none"  # none | bf16 | fp16 (CUDA autocast)
     val_interval: int = 1  # epochs between validations
+    val_every_steps: int | None = None  # also validate every N optimizer steps (time-to-accuracy curves)
     log_interval: int = 20  # iterations between scalar logs
     max_iters_per_epoch: int | None = None  # cap, for smoke tests
     accumulate: int = 1  # batches per optimizer step (gradient accumulation)
@@ -99,7 +100,8 @@ class TrainConfig:
 class EvalConfig:
     batch_size: int = 64
     flip_test: bool = False  # average with the heatmaps of the flipped crop
-    vis_images: int = 8  # validation crops drawn to TensorBoard each validation
+    vis_images: int = 8  # crops in the TensorBoard prediction and worst-crop panels; 0 = no images
+    image_interval: int = 1  # log the image panels every N-th validation (smaller event files)
     best_metric: str = "AP"  # metrics.json key that picks best.pt (higher is better)
     nme_norm: str = "none"  # none | interocular | box: add NME, AUC@0.08/0.1, FR@0.08/0.1 (landmarks)
     nme_pair: list[int] | None = None  # outer eye corner indices for interocular; None = 300W/WFLW defaults

@@ -1,5 +1,5 @@
 """From network output to keypoints: the loss's activation, optional flip testing, the codec's decode
-(heatmaps: HeatmapPredictor; x/y bins: OrdinalPredictor; `build_predictor` picks by codec)."""
+(heatmaps: HeatmapPredictor; x/y bins: OrdinalPredictor; `make_predictor` picks by codec)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -87,9 +87,11 @@ class OrdinalPredictor:
         return keypoints, confidences, probs
 
 
-def build_predictor(model: nn.Module, codec, activation: str, flip_index: Sequence[int] | None = None):
-    """The predictor for the codec's (= the head's) target kind: HeatmapPredictor, or OrdinalPredictor
-    for ordinal codecs. With flip_index, flip testing (where the codec can map outputs back)."""
+def make_predictor(model, codec, activation: str, flip_index: Sequence[int] | None = None):
+    """The predictor for a model's head: `predictor(crops) -> (keypoints [B, K, 2] crop px,
+    confidences [B, K], raw outputs)`. The one place that picks the predictor class: by the
+    codec's (= the head's) target kind, OrdinalPredictor for ordinal codecs, else HeatmapPredictor.
+    With flip_index, flip testing (where the codec can map outputs back)."""
     if getattr(codec, "target_kind", "heatmap") == "ordinal":
         if activation != "softmax":
             raise ValueError(f"an ordinal codec needs a softmax loss over bins, got activation "

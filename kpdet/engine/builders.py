@@ -1,27 +1,22 @@
-"""Config -> objects. The only place that reads the config tree; constructors take plain arguments."""
+"""Config -> training objects (data, loaders, optimizer, schedule); with kpdet/build.py (codec, loss,
+model) the only places that read the config tree. Constructors take plain arguments."""
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader, DistributedSampler
 
-from kpdet.codecs import CODECS, build_codec
+from kpdet.build import (  # noqa: F401  (re-exported: config -> codec/loss/model lives in kpdet.build)
+    build_codec_from_cfg,
+    build_loss_from_cfg,
+    build_model_from_cfg,
+    resolve_device,
+)
 from kpdet.data import build_dataset
 from kpdet.data.targets import WithHeatmapTargets
-from kpdet.losses import LOSSES, build_loss
-from kpdet.losses.ordinal import XYLoss
-from kpdet.models import SIGMOID_PRIOR_BIAS, build_model, head_target_kind, output_stride
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda but CUDA is not available (use device=auto or device=cpu)")
-    return torch.device(name)
 
 
 def prepare_data(cfg: DictConfig) -> None:
@@ -76,68 +71,6 @@ def seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
-
-
-def head_kind(cfg: DictConfig) -> str:
-    """"heatmap" or "ordinal": the kind of targets, codec and loss that model.head trains with."""
-    try:
-        return head_target_kind(cfg.model.head)
-    except KeyError as error:
-        raise ValueError(f"model.head={cfg.model.head!r}: {error.args[0]}") from None
-
-
-def build_loss_from_cfg(cfg: DictConfig):
-    """The configured loss, which must suit model.head: a heatmap loss for `heatmap`; a loss over
-    bins (target_kind "ordinal") for `ordinal_xy`, summed over the x and y logits (XYLoss)."""
-    loss = build_loss(OmegaConf.to_container(cfg.loss, resolve=True))
-    kind, wanted = getattr(loss, "target_kind", "heatmap"), head_kind(cfg)
-    if kind != wanted:
-        fitting = [n for n in LOSSES.names() if getattr(LOSSES.get(n), "target_kind", "heatmap") == wanted]
-        raise ValueError(f"loss.type={cfg.loss.type!r} takes {kind} targets, but "
-                         f"model.head={cfg.model.head!r} trains with {wanted} targets; use one of: "
-                         f"{', '.join(fitting)}")
-    return XYLoss(loss) if kind == "ordinal" else loss
-
-
-def build_codec_from_cfg(cfg: DictConfig):
-    """The configured codec, which must suit model.head (heatmap codecs; ordinal_xy for ordinal_xy)."""
-    width, height = cfg.model.input_size
-    spec = OmegaConf.to_container(cfg.codec, resolve=True)
-    kind, wanted = getattr(CODECS.get(spec["type"]), "target_kind", "heatmap"), head_kind(cfg)
-    if kind != wanted:
-        fitting = [n for n in CODECS.names() if getattr(CODECS.get(n), "target_kind", "heatmap") == wanted]
-        raise ValueError(f"codec.type={spec['type']!r} makes {kind} targets, but "
-                         f"model.head={cfg.model.head!r} trains with {wanted} targets; use one of: "
-                         f"{', '.join(fitting)}")
-    if kind == "ordinal":
-        return build_codec(spec, input_size=(width, height), target=_ordinal_target(cfg))
-    stride = output_stride(cfg.model.num_deconv)
-    return build_codec(spec, input_size=(width, height), heatmap_size=(width // stride, height // stride),
-                       **_focal_codec_params(cfg))
-
-
-def _ordinal_target(cfg: DictConfig) -> str:
-    """The loss's target_form picks the ordinal codec's targets: "index" -> bin indices,
-    "distribution" -> Gaussian labels (codec.sigma); codec.target overrides."""
-    form = getattr(LOSSES.get(cfg.loss.type), "target_form", "index")
-    return "index" if form == "index" else "gaussian"
-
-
-def _focal_codec_params(cfg: DictConfig) -> dict:
-    """distance_aware_focal needs exactly one 1.0 per visible keypoint (contract)."""
-    return {"one_positive": True} if LOSSES.canonical(cfg.loss.type) == "distance_aware_focal" else {}
-
-
-def build_model_from_cfg(cfg: DictConfig, num_keypoints: int, activation: str):
-    m = cfg.model
-    final_bias = m.final_bias
-    if final_bias is None:
-        final_bias = SIGMOID_PRIOR_BIAS if activation == "sigmoid" else 0.0
-    head_params = {}
-    if head_kind(cfg) == "ordinal":
-        head_params = {"input_size": tuple(m.input_size), "bins": build_codec_from_cfg(cfg).num_bins}
-    return build_model(m.backbone, num_keypoints, m.pretrained, m.head_channels, m.num_deconv, final_bias,
-                       m.head_conv, m.head_init_std, m.head, **head_params)
 
 
 def prepare_model(cfg: DictConfig, model: torch.nn.Module, device: torch.device, world_size: int):

@@ -10,15 +10,15 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from kpdet.build import spec_to_checkpoint
 from kpdet.config import save_config
 from kpdet.engine import builders, distributed
 from kpdet.engine.checkpoint import eval_weights, load_checkpoint, rng_state, save_atomic, set_rng_state
 from kpdet.engine.evaluate import evaluate, summary_table
-from kpdet.engine.infer import spec_to_checkpoint
 from kpdet.engine.logger import TensorBoardLogger
+from kpdet.engine.panels import log_panels
 from kpdet.engine.train import StepOptions, train_one_epoch
-from kpdet.predict import HeatmapPredictor, OrdinalPredictor, build_predictor
-from kpdet.vis import distribution_strips, prediction_panel
+from kpdet.predict import make_predictor
 
 
 @dataclass
@@ -59,11 +59,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def make_predictor(model, codec, activation: str, flip_index=None) -> HeatmapPredictor:
-    """HeatmapPredictor or OrdinalPredictor, by the codec's (= the head's) kind."""
-    return build_predictor(model, codec, activation, flip_index)
 
 
 def build_components(cfg: DictConfig) -> Components:
@@ -110,25 +105,28 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         save_config(cfg, work_dir / "config.yaml")
         if state.step == 0:
             (work_dir / "history.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh curve
+        else:
+            _trim_history(work_dir / "history.jsonl", state.step)
     logger = TensorBoardLogger(work_dir / "tb", enabled=main)
     flip_index = c.val_set.spec.flip_index if cfg.eval.flip_test else None
     predictor = make_predictor(c.eval_model, c.codec, c.loss_fn.activation, flip_index)
-    validate = lambda: _validate(cfg, predictor, c, logger, state.step)
+    validate = _Validations(lambda step, index: _validate(cfg, predictor, c, logger, step, index))
     dump = lambda step, batch, loss: _dump_nonfinite(work_dir, c, step, batch, loss)
     for epoch in range(state.epoch, cfg.train.epochs):
         _seed_epoch(cfg.seed, epoch, c.train_loader)
         state.step, stats = train_one_epoch(
             c.model, c.loss_fn, c.codec, c.train_loader, c.optimizer, c.scheduler, c.scaler, c.device,
-            epoch, state.step, step_options(cfg), c.ema, logger.scalars, dump, progress=main)
+            epoch, state.step, step_options(cfg), c.ema, logger.scalars, dump, progress=main,
+            after_step=_every_steps(cfg, c, validate))
         state.epoch, state.skipped_nonfinite = epoch + 1, state.skipped_nonfinite + stats["skipped_nonfinite"]
         logger.scalars(state.step, {"loss/epoch": stats["loss"], "train/skipped_nonfinite":
                                     state.skipped_nonfinite})
         if state.epoch % cfg.train.val_interval == 0 or state.epoch == cfg.train.epochs:
-            state.last_metrics = validate()
+            state.last_metrics = validate(state.step)
             _save_best(cfg, work_dir, c, state)
         if main:
             save_atomic(_checkpoint(cfg, c, state), work_dir / "last.pt")
-    metrics = state.last_metrics or validate()
+    metrics = state.last_metrics or validate(state.step)
     logger.close()
     if main:
         (work_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -142,16 +140,50 @@ def _seed_epoch(seed: int, epoch: int, loader) -> None:
     seed_everything(seed * 1000 + epoch)
 
 
-def _validate(cfg, predictor, c: Components, logger, step) -> dict[str, float]:
+class _Validations:
+    """Validate once per step (an in-epoch and an end-of-epoch validation may coincide); the
+    running count picks the validations that log images (eval.image_interval)."""
+
+    def __init__(self, run):
+        self.run, self.count, self.step, self.metrics = run, 0, None, None
+
+    def __call__(self, step: int) -> dict[str, float]:
+        if step != self.step:
+            self.metrics, self.step = self.run(step, self.count), step
+            self.count += 1
+        return self.metrics
+
+
+def _every_steps(cfg, c: Components, validate):
+    """train.val_every_steps: validate inside the epoch every N optimizer steps, then back to training."""
+    every = cfg.train.val_every_steps
+    if not every:
+        return None
+
+    def after_step(step: int) -> None:
+        if step % every == 0:
+            validate(step)
+            c.model.train()
+
+    return after_step
+
+
+def _trim_history(path: Path, step: int) -> None:
+    """On resume, drop validations after the checkpoint's step: the resumed run redoes them."""
+    if path.exists():
+        lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in lines))
+
+
+def _validate(cfg, predictor, c: Components, logger, step, index: int = 0) -> dict[str, float]:
     distributed.broadcast_buffers(predictor.model)
     metrics = evaluate(predictor, c.val_loader, c.val_set, c.device, cfg.eval.nme_norm, cfg.eval.nme_pair)
     logger.scalars(step, metrics, prefix="val/")
     if distributed.is_main():
         _append_history(Path(cfg.work_dir) / "history.jsonl", step, metrics)
-    if cfg.eval.vis_images > 0 and distributed.is_main():
-        logger.image("val/predictions", step, _panel(predictor, c.val_set, cfg.eval.vis_images, c.device))
-        if isinstance(predictor, OrdinalPredictor):
-            logger.image("val/distributions", step, _distributions(predictor, c.val_set, c.device))
+    if cfg.eval.vis_images > 0 and distributed.is_main() and index % cfg.eval.image_interval == 0:
+        log_panels(logger, predictor, c.val_set, c.val_loader, c.codec, metrics, step, cfg.eval.vis_images,
+                   c.device)
     if distributed.is_main():
         print(f"validation at step {step}:\n{summary_table(metrics)}", flush=True)
     return metrics
@@ -163,36 +195,9 @@ def _append_history(path: Path, step: int, metrics: dict[str, float]) -> None:
         f.write(json.dumps({"step": step, **metrics}) + "\n")
 
 
-@torch.no_grad()
-def _panel(predictor: HeatmapPredictor, dataset, count: int, device) -> np.ndarray:
-    """The first `count` validation crops: GT and predicted skeletons, heatmap overlay."""
-    samples = [dataset[i] for i in range(min(count, len(dataset)))]
-    images = torch.stack([s["image"] for s in samples])
-    keypoints, _, scores = predictor(images.to(device))
-    if isinstance(scores, tuple):  # ordinal head: (p_x, p_y) -> a heatmap-like joint map
-        scores = predictor.codec.joint_map(scores)
-    return prediction_panel(
-        images.numpy(), torch.stack([s["keypoints"] for s in samples]).numpy(),
-        torch.stack([s["visible"] for s in samples]).numpy(), keypoints.cpu().numpy(),
-        scores.cpu().numpy(), dataset.spec.skeleton)
-
-
-@torch.no_grad()
-def _distributions(predictor: OrdinalPredictor, dataset, device) -> np.ndarray:
-    """The first validation crop's x and y distributions (as the mass within +-window bins, the
-    confidence's scale), one row per keypoint, GT ticked."""
-    sample = dataset[0]
-    _, _, (px, py) = predictor(sample["image"][None].to(device))
-    codec = predictor.codec
-    hidden = ~(sample["visible"] > 0)[:, None]
-    gt = codec.to_bins(sample["keypoints"].float()).masked_fill(hidden, float("nan"))
-    strips = [codec.near_mass(p[0]).cpu().numpy() for p in (px, py)]
-    return distribution_strips(*strips, gt.numpy())
-
-
 def _save_best(cfg, work_dir: Path, c: Components, state: TrainState) -> None:
     value = state.last_metrics[cfg.eval.best_metric]
-    if value > state.best:
+    if value > state.best or value != value:  # a NaN metric (e.g. no v=0 keypoint) keeps the latest
         state.best = value
         if distributed.is_main():
             save_atomic({"model": c.eval_model.state_dict(), "epoch": state.epoch,

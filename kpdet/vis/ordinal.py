@@ -7,10 +7,10 @@ import numpy as np
 def distribution_strips(px, py, gt_bins=None, peak: float = 1.0, row_height: int = 6) -> np.ndarray:
     """One sample's distributions -> uint8 RGB [K * row_height, N_x + 4 + N_y, 3].
 
-    px [K, N_x], py [K, N_y]: values per bin (the runner passes `codec.near_mass`, the mass near
+    px [K, N_x], py [K, N_y]: values per bin (the panels pass `codec.near_mass`, the mass near
     each bin, in [0, 1]); one row per keypoint, x strip on the left, y strip on the right,
-    coloured (JET) by value / peak clipped to [0, 1]: red is certain, dark blue nothing. gt_bins [K, 2] (x, y bin
-    coordinates) or None: a white tick at the ground truth where it is finite.
+    coloured (JET) by value / peak clipped to [0, 1]: red is certain, dark blue nothing.
+    gt_bins [K, 2] (x, y bin coordinates) or None: a white tick at the ground truth where finite.
     """
     import cv2
 

@@ -15,7 +15,7 @@ from kpdet.engine.train import encode_targets
 from kpdet.losses import build_loss
 from kpdet.losses.ordinal import XYLoss
 from kpdet.models import build_model
-from kpdet.predict import HeatmapPredictor, OrdinalPredictor, build_predictor
+from kpdet.predict import HeatmapPredictor, OrdinalPredictor, make_predictor
 from tests.conftest import data_overrides, run_tool
 
 ORDINAL = ["model.head=ordinal_xy", "codec.type=ordinal_xy", "loss.type=squared_emd"]
@@ -65,9 +65,9 @@ def test_builders_size_the_head_from_the_codec():
     model = builders.build_model_from_cfg(cfg, 4, "softmax")
     x, y = model(torch.zeros(1, 3, 64, 64))
     assert x.shape == y.shape == (1, 4, 192)  # 64 px * 3 bins
-    predictor = build_predictor(model, builders.build_codec_from_cfg(cfg), "softmax")
+    predictor = make_predictor(model, builders.build_codec_from_cfg(cfg), "softmax")
     assert isinstance(predictor, OrdinalPredictor)
-    assert isinstance(build_predictor(model, build_codec("msra"), "sigmoid"), HeatmapPredictor)
+    assert isinstance(make_predictor(model, build_codec("msra"), "sigmoid"), HeatmapPredictor)
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +214,17 @@ def test_ordinal_configs_match_their_heatmap_counterparts(ordinal, heatmap):
         assert ce.loss.type == "bin_ce"
         ce.loss, ce.work_dir = a.loss, a.work_dir
         assert ce == a
+
+
+def test_onnx_export_of_the_ordinal_head_gives_the_same_keypoints(tmp_path, one_thread):
+    from kpdet.export import OnnxModel, export_onnx, largest_difference
+
+    codec = build_codec({"type": "ordinal_xy", "split": 2}, input_size=SIZE)
+    torch.manual_seed(0)
+    model = build_model("resnet18", 3, head_channels=16, num_deconv=1, head="ordinal_xy", input_size=SIZE,
+                        bins=codec.num_bins).eval()
+    onnx_model = OnnxModel(export_onnx(model, tmp_path / "m.onnx", SIZE))
+    crops = torch.randn(2, 3, 64, 64)
+    assert largest_difference(model, onnx_model, crops) < 1e-4
+    ours, theirs = OrdinalPredictor(model, codec, [1, 0, 2]), OrdinalPredictor(onnx_model, codec, [1, 0, 2])
+    torch.testing.assert_close(ours(crops)[0], theirs(crops)[0], atol=1e-3, rtol=0)

@@ -1,0 +1,119 @@
+"""Config and checkpoint -> the objects inference needs: codec, loss (for its activation), model, spec.
+
+Nothing here touches data loaders, so `kpdet.Predictor` can build a model from a
+checkpoint without the training engine; `engine/builders.py` re-exports these.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from kpdet.codecs import CODECS, build_codec
+from kpdet.keypoints import KeypointSpec
+from kpdet.losses import LOSSES, build_loss
+from kpdet.losses.ordinal import XYLoss
+from kpdet.models import SIGMOID_PRIOR_BIAS, build_model, head_target_kind, output_stride
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """"auto" -> cuda when available, else cpu; "cuda" without CUDA raises."""
+    name = str(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device={name} but CUDA is not available (use device=auto or device=cpu)")
+    return torch.device(name)
+
+
+def head_kind(cfg: DictConfig) -> str:
+    """"heatmap" or "ordinal": the kind of targets, codec and loss that model.head trains with."""
+    try:
+        return head_target_kind(cfg.model.head)
+    except KeyError as error:
+        raise ValueError(f"model.head={cfg.model.head!r}: {error.args[0]}") from None
+
+
+def build_loss_from_cfg(cfg: DictConfig):
+    """The configured loss, which must suit model.head: a heatmap loss for `heatmap`; a loss over
+    bins (target_kind "ordinal") for `ordinal_xy`, summed over the x and y logits (XYLoss)."""
+    loss = build_loss(OmegaConf.to_container(cfg.loss, resolve=True))
+    kind, wanted = getattr(loss, "target_kind", "heatmap"), head_kind(cfg)
+    if kind != wanted:
+        fitting = [n for n in LOSSES.names() if getattr(LOSSES.get(n), "target_kind", "heatmap") == wanted]
+        raise ValueError(f"loss.type={cfg.loss.type!r} takes {kind} targets, but "
+                         f"model.head={cfg.model.head!r} trains with {wanted} targets; use one of: "
+                         f"{', '.join(fitting)}")
+    return XYLoss(loss) if kind == "ordinal" else loss
+
+
+def build_codec_from_cfg(cfg: DictConfig):
+    """The configured codec, which must suit model.head (heatmap codecs; ordinal_xy for ordinal_xy)."""
+    width, height = cfg.model.input_size
+    spec = OmegaConf.to_container(cfg.codec, resolve=True)
+    kind, wanted = getattr(CODECS.get(spec["type"]), "target_kind", "heatmap"), head_kind(cfg)
+    if kind != wanted:
+        fitting = [n for n in CODECS.names() if getattr(CODECS.get(n), "target_kind", "heatmap") == wanted]
+        raise ValueError(f"codec.type={spec['type']!r} makes {kind} targets, but "
+                         f"model.head={cfg.model.head!r} trains with {wanted} targets; use one of: "
+                         f"{', '.join(fitting)}")
+    if kind == "ordinal":
+        return build_codec(spec, input_size=(width, height), target=_ordinal_target(cfg))
+    stride = output_stride(cfg.model.num_deconv)
+    return build_codec(spec, input_size=(width, height), heatmap_size=(width // stride, height // stride),
+                       **_focal_codec_params(cfg))
+
+
+def _ordinal_target(cfg: DictConfig) -> str:
+    """The loss's target_form picks the ordinal codec's targets: "index" -> bin indices,
+    "distribution" -> Gaussian labels (codec.sigma); codec.target overrides."""
+    form = getattr(LOSSES.get(cfg.loss.type), "target_form", "index")
+    return "index" if form == "index" else "gaussian"
+
+
+def _focal_codec_params(cfg: DictConfig) -> dict:
+    """distance_aware_focal needs exactly one 1.0 per visible keypoint (contract)."""
+    return {"one_positive": True} if LOSSES.canonical(cfg.loss.type) == "distance_aware_focal" else {}
+
+
+def build_model_from_cfg(cfg: DictConfig, num_keypoints: int, activation: str, pretrained: bool = True):
+    """The configured network; pretrained=False skips `model.pretrained` (weights come from a checkpoint).
+    The ordinal_xy head gets its bins from the codec."""
+    m = cfg.model
+    final_bias = m.final_bias
+    if final_bias is None:
+        final_bias = SIGMOID_PRIOR_BIAS if activation == "sigmoid" else 0.0
+    head_params = {}
+    if head_kind(cfg) == "ordinal":
+        head_params = {"input_size": tuple(m.input_size), "bins": build_codec_from_cfg(cfg).num_bins}
+    return build_model(m.backbone, num_keypoints, m.pretrained if pretrained else None, m.head_channels,
+                       m.num_deconv, final_bias, m.head_conv, m.head_init_std, m.head, **head_params)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load on the CPU with `weights_only=True` (tensors, numbers, strings, containers only)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint {path} does not exist") from None
+
+
+def eval_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights to evaluate: the EMA's when the run kept one, else the model's."""
+    ema = checkpoint.get("ema")
+    if not ema:
+        return checkpoint["model"]
+    return {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")}
+
+
+def spec_from_checkpoint(checkpoint: dict) -> KeypointSpec:
+    meta = checkpoint["keypoints"]
+    return KeypointSpec(tuple(meta["names"]), tuple(tuple(p) for p in meta["skeleton"]),
+                        tuple(meta["flip_index"]), tuple(meta["sigmas"]))
+
+
+def spec_to_checkpoint(spec: KeypointSpec) -> dict:
+    return {"names": list(spec.names), "skeleton": [list(p) for p in spec.skeleton],
+            "flip_index": list(spec.flip_index), "sigmas": list(spec.sigmas)}
