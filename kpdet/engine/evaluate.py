@@ -11,6 +11,7 @@ from kpdet.metrics import (
     bbox_longer_side,
     box_norm,
     coco_keypoint_eval,
+    confidence_metrics,
     distance_metrics,
     format_rows,
     format_table,
@@ -62,11 +63,13 @@ def coco_results(predictions: dict[str, np.ndarray], category_id: int) -> list[d
 def compute_metrics(predictions: dict[str, np.ndarray], coco, category_id: int, spec,
                     nme_norm: str = "none", nme_pair=None) -> dict[str, float]:
     """COCO OKS AP/AR (pycocotools); PCK@0.05/0.1/0.2 (norm: longer box side), EPE and RMSE
-    (image px); per keypoint "PCK@0.1/<name>" and "EPE/<name>"; NME/AUC/FR when nme_norm is set."""
+    (image px); per keypoint "PCK@0.1/<name>" and "EPE/<name>"; NME/AUC/FR when nme_norm is set;
+    presence_AUROC and ECE (confidence quality, kpdet.metrics.confidence)."""
     keypoints, gt, bbox = predictions["keypoints"], predictions["gt"], predictions["bbox"]
     visible, pck_norm = gt[..., 2] > 0, bbox_longer_side(bbox)
     metrics = dict(coco_keypoint_eval(coco, coco_results(predictions, category_id), spec.sigmas))
     metrics.update(distance_metrics(keypoints, gt[..., :2], visible, pck_norm))
+    metrics.update(confidence_metrics(keypoints, gt[..., :2], visible, pck_norm, predictions["confidences"]))
     if nme_norm != "none":
         norm = _nme_norm(nme_norm, nme_pair, gt, bbox, spec.num_keypoints)
         metrics.update(landmark_metrics(keypoints, gt[..., :2], visible, norm))

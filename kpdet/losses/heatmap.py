@@ -1,4 +1,4 @@
-"""Heatmap losses: distance-aware focal (CornerNet) and MSE (MMPose KeypointMSELoss)."""
+"""Heatmap losses: distance-aware focal (CornerNet), quality focal (GFL) and MSE (MMPose KeypointMSELoss)."""
 from __future__ import annotations
 
 import torch
@@ -128,6 +128,98 @@ class DistanceAwareFocalLoss(Loss):
             raise ValueError(f"pred must be [B, C, ...] with spatial dims, got {tuple(pred.shape)}")
         w = pred.new_ones(pred.shape[:2]) if weight is None else weight
         return _DistanceAwareFocal.apply(pred.contiguous(), target.contiguous(), w, self.alpha, self.beta)
+
+
+def _abs_pow_and_slope(d: Tensor, beta: float) -> tuple[Tensor, Tensor]:
+    """|d|^beta and its derivative beta |d|^(beta-1) sign(d), taken as 0 at d == 0 (for beta < 1
+    the derivative there is infinite; 0 is the subgradient that keeps the sum finite)."""
+    if beta == 2:
+        return d.square(), 2 * d
+    if beta == 0:
+        return torch.ones_like(d), torch.zeros_like(d)
+    a = d.abs()
+    slope = beta * a.pow(beta - 1) * d.sign()
+    return a.pow(beta), slope if beta >= 1 else torch.where(d == 0, 0.0, slope)
+
+
+def _qfl_chunk(x: Tensor, y: Tensor, w: Tensor, beta: float, grad: Tensor) -> Tensor:
+    """QFL terms of one chunk: returns their w-weighted sum, writes their d/dx into `grad`.
+
+        ce = -(y log p + (1-y) log(1-p)) = y softplus(-x) + (1-y) softplus(x),  d ce/dx = p - y
+        d/dx [w |p-y|^beta ce] = w (beta |p-y|^(beta-1) sign(p-y) p (1-p) ce + |p-y|^beta (p-y))
+
+    x, y, grad: [rows, HW]; w: [rows, 1]. Both ce terms are >= 0: no cancellation.
+    """
+    p, q = torch.sigmoid(x), torch.sigmoid(-x)  # q = 1-p without rounding near p = 1
+    ce = _softplus(x.neg()).mul_(y).add_(_softplus(x).mul_(torch.sub(1, y)))
+    d = p - y
+    modulator, slope = _abs_pow_and_slope(d, beta)
+    total = torch.dot((modulator * ce).sum(1), w.view(-1))
+    torch.mul(slope.mul_(p).mul_(q).mul_(ce).add_(modulator.mul_(d)), w, out=grad)
+    return total
+
+
+class _QualityFocal(torch.autograd.Function):
+    """Value and hand-written gradient in one chunked pass, as `_DistanceAwareFocal`; only the
+    gradient is saved, backward scales it."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, y: Tensor, w: Tensor, beta: float) -> Tensor:
+        hw = x[0, 0].numel()
+        rows_x, rows_y, rows_w = x.reshape(-1, hw), y.reshape(-1, hw), w.reshape(-1, 1)
+        grad = torch.empty_like(rows_x)
+        total = x.new_zeros(())
+        step = max(1, _CHUNK // hw) if x.device.type == "cpu" else rows_x.shape[0]
+        for i in range(0, rows_x.shape[0], step):
+            sl = slice(i, i + step)
+            total += _qfl_chunk(rows_x[sl], rows_y[sl], rows_w[sl], beta, grad[sl])
+        n_pos = (w * (rows_y.amax(1).view(w.shape) > 0)).sum()  # keypoints: channels with a target
+        ctx.save_for_backward(grad)
+        ctx.scale, ctx.shape = 1.0 / n_pos.clamp_min(1.0), x.shape
+        return total * ctx.scale
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        (grad,) = ctx.saved_tensors
+        return (grad * (grad_out * ctx.scale)).view(ctx.shape), None, None, None
+
+
+@register_loss("quality_focal", aliases=("qfl",))
+class QualityFocalLoss(Loss):
+    """Quality Focal Loss with the Gaussian heatmap as the soft target (Li et al., Generalized
+    Focal Loss, NeurIPS 2020, its QFL: -|y - p|^beta ((1-y) log(1-p) + y log p)).
+
+        L = (1/N_pos) sum_{b,c,h,w} w[b,c] |y - p|^beta * -((1-y) log(1-p) + y log p)
+        p = sigmoid(pred), N_pos = max(1, sum of w[b,c] over channels whose target is not all 0)
+
+    Every pixel is a soft positive of quality y (the Gaussian value): binary cross-entropy
+    against y, scaled by how far p is from y, so the loss is 0 only at p == y and easy pixels
+    (background far from any keypoint, p ~ 0) fade out as in the focal loss.
+    N_pos counts keypoints, as GFL divides by the number of positive locations: it equals
+    distance_aware_focal's N_pos whenever each target channel has exactly one pixel at 1.0
+    (msra, or any codec with one_positive), so the two losses are on the same scale; unlike
+    counting y == 1 it does not depend on the codec putting an exact 1.0 anywhere (DARK/UDP
+    targets peak below 1). Dividing by sum y instead would scale the loss with sigma^2.
+    log p = logsigmoid(pred), log(1-p) = logsigmoid(-pred): no clamp, finite for any finite
+    logit. pred, target: [B, C, H, W]; weight: None or [B, C] (every term of channel (b, c)
+    times w[b,c]). beta = 0 gives plain binary cross-entropy against the soft target.
+    """
+
+    activation = "sigmoid"
+
+    def __init__(self, beta: float = 2.0):
+        super().__init__()
+        if beta < 0:
+            raise ValueError(f"quality_focal: beta must be >= 0, got {beta}")
+        self.beta = float(beta)
+
+    def compute(self, pred: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
+        check_dense(pred, target, weight)
+        if pred.dim() < 3:
+            raise ValueError(f"pred must be [B, C, ...] with spatial dims, got {tuple(pred.shape)}")
+        w = pred.new_ones(pred.shape[:2]) if weight is None else weight
+        return _QualityFocal.apply(pred.contiguous(), target.contiguous(), w, self.beta)
 
 
 class _WeightedMSE(torch.autograd.Function):

@@ -2,9 +2,17 @@
 
 - coco: OKS AP/AR via pycocotools (`coco_keypoint_eval`), `instance_score`.
 - distance: PCK, EPE, DeepLabCut's RMSE, per-keypoint tables, text tables.
+- confidence: presence AUROC (labelled vs unlabelled keypoints) and ECE (calibration).
 - landmark: NME, AUC, failure rate (300W / WFLW conventions).
 """
 from kpdet.metrics.coco import COCO_KEYS, coco_keypoint_eval, instance_score
+from kpdet.metrics.confidence import (
+    ECE_BINS,
+    auroc,
+    confidence_metrics,
+    expected_calibration_error,
+    presence_auroc,
+)
 from kpdet.metrics.distance import (
     DEFAULT_PCK_THRESHOLDS,
     bbox_longer_side,
@@ -13,6 +21,7 @@ from kpdet.metrics.distance import (
     format_rows,
     format_table,
     pck,
+    pck_hits,
     pck_per_keypoint,
     per_keypoint_table,
     rmse_px,
@@ -31,9 +40,10 @@ from kpdet.metrics.landmark import (
 )
 
 __all__ = [
-    "COCO_KEYS", "DEFAULT_NME_THRESHOLDS", "DEFAULT_PCK_THRESHOLDS", "W300_OUTER_EYE_CORNERS",
-    "WFLW_OUTER_EYE_CORNERS", "bbox_longer_side", "box_norm", "coco_keypoint_eval", "distance_metrics",
-    "epe", "failure_rate", "format_rows", "format_table", "instance_score", "interocular_norm",
-    "landmark_box", "landmark_metrics", "nme", "nme_auc", "pck", "pck_per_keypoint",
-    "per_keypoint_table", "rmse_px",
+    "COCO_KEYS", "DEFAULT_NME_THRESHOLDS", "DEFAULT_PCK_THRESHOLDS", "ECE_BINS", "W300_OUTER_EYE_CORNERS",
+    "WFLW_OUTER_EYE_CORNERS", "auroc", "bbox_longer_side", "box_norm", "coco_keypoint_eval",
+    "confidence_metrics", "distance_metrics", "epe", "expected_calibration_error", "failure_rate",
+    "format_rows", "format_table", "instance_score", "interocular_norm", "landmark_box", "landmark_metrics",
+    "nme", "nme_auc", "pck", "pck_hits", "pck_per_keypoint", "per_keypoint_table", "presence_auroc",
+    "rmse_px",
 ]

@@ -50,14 +50,22 @@ def _pck_mask(gt, visible, norm) -> np.ndarray:
     return labelled_mask(gt, visible) & ok[:, None]
 
 
+def pck_hits(pred, gt, visible, norm, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-keypoint PCK events at one threshold -> (hit [N, K], scored [N, K]), both bool.
+
+    hit[n, k] = ||pred - gt|| <= threshold * norm[n]; scored marks the keypoints PCK counts
+    (labelled, in samples with a usable normaliser). Read hit only where scored.
+    """
+    return distances(pred, gt) <= threshold * as_numpy(norm)[:, None], _pck_mask(gt, visible, norm)
+
+
 def pck_per_keypoint(pred, gt, visible, norm, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-keypoint PCK at one threshold.
 
     hit[n, k] = ||pred - gt|| <= threshold * norm[n], over labelled keypoints.
     Returns (pck [K], count [K]): pck[k] = hits / count, NaN where count is 0.
     """
-    mask = _pck_mask(gt, visible, norm)
-    hit = distances(pred, gt) <= threshold * as_numpy(norm)[:, None]
+    hit, mask = pck_hits(pred, gt, visible, norm, threshold)
     count = mask.sum(axis=0)
     hits = (hit & mask).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -32,9 +32,24 @@ def test_train_writes_the_contract_outputs(trained_run):
 def test_test_tool_reproduces_the_final_metrics(trained_run, tiny_synthetic, tmp_path):
     work, _ = trained_run
     out_file = tmp_path / "m.json"
-    run_tool("tools/test.py", str(work / "config.yaml"), str(work / "last.pt"), "--out", str(out_file))
+    out = run_tool("tools/test.py", str(work / "config.yaml"), str(work / "last.pt"), "--out", str(out_file))
     # Same weights, same validation data, no randomness in evaluation: identical numbers.
     assert json.loads(out_file.read_text()) == pytest.approx(json.loads((work / "metrics.json").read_text()))
+    summary = out.split("\n\n")[0]
+    assert "presence_AUROC" in summary and "ECE" in summary
+
+
+def test_confidence_metrics_reach_metrics_json_history_and_tensorboard(trained_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    work, _ = trained_run
+    metrics = json.loads((work / "metrics.json").read_text())
+    # the synthetic val split has unlabelled (v = 0) keypoints, so the AUROC is a number
+    assert 0.0 <= metrics["presence_AUROC"] <= 1.0 and 0.0 <= metrics["ECE"] <= 1.0
+    history = [json.loads(line) for line in (work / "history.jsonl").read_text().splitlines()]
+    assert history[-1]["presence_AUROC"] == metrics["presence_AUROC"]
+    tags = EventAccumulator(str(work / "tb")).Reload().Tags()["scalars"]
+    assert {"val/presence_AUROC", "val/ECE"} <= set(tags)
 
 
 def test_infer_tool_writes_predictions_for_each_image(trained_run, tiny_synthetic, tmp_path):

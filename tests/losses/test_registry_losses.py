@@ -6,8 +6,8 @@ import torch
 from kpdet.losses import LOSSES, build_loss, list_losses
 
 ALL = list_losses()
-ALIASES = {"daf": "distance_aware_focal", "fl": "focal", "dfl": "dual_focal", "gdl": "generalized_dice",
-           "pel": "pointwise_exponential", "emd2": "squared_emd"}
+ALIASES = {"daf": "distance_aware_focal", "qfl": "quality_focal", "fl": "focal", "dfl": "dual_focal",
+           "gdl": "generalized_dice", "pel": "pointwise_exponential", "emd2": "squared_emd"}
 
 
 def heatmaps(B=2, K=3, H=8, W=6, seed=0, dtype=torch.float32):
@@ -28,8 +28,8 @@ def weight_for(loss, weight):
 
 
 def test_registry_contents():
-    assert ALL == sorted(["distance_aware_focal", "mse", "ce", "wce", "dce", "focal", "dual_focal", "dice",
-                          "generalized_dice", "pointwise_exponential", "squared_emd"])
+    assert ALL == sorted(["distance_aware_focal", "quality_focal", "mse", "ce", "wce", "dce", "focal",
+                          "dual_focal", "dice", "generalized_dice", "pointwise_exponential", "squared_emd"])
     for alias, name in ALIASES.items():
         assert LOSSES.canonical(alias) == name
 
