@@ -175,7 +175,7 @@ def _panel(predictor: HeatmapPredictor, dataset, count: int, device) -> np.ndarr
 
 def _save_best(cfg, work_dir: Path, c: Components, state: TrainState) -> None:
     value = state.last_metrics[cfg.eval.best_metric]
-    if value > state.best:
+    if value > state.best or value != value:  # a NaN metric (e.g. no v=0 keypoint) keeps the latest
         state.best = value
         if distributed.is_main():
             save_atomic({"model": c.eval_model.state_dict(), "epoch": state.epoch,
