@@ -82,6 +82,7 @@ class TrainConfig:
     grad_clip: float | None = None  # max gradient norm
     amp: str = "none"  # none | bf16 | fp16 (CUDA autocast)
     val_interval: int = 1  # epochs between validations
+    val_every_steps: int | None = None  # also validate every N optimizer steps (time-to-accuracy curves)
     log_interval: int = 20  # iterations between scalar logs
     max_iters_per_epoch: int | None = None  # cap, for smoke tests
     accumulate: int = 1  # batches per optimizer step (gradient accumulation)
@@ -98,7 +99,8 @@ class TrainConfig:
 class EvalConfig:
     batch_size: int = 64
     flip_test: bool = False  # average with the heatmaps of the flipped crop
-    vis_images: int = 8  # validation crops drawn to TensorBoard each validation
+    vis_images: int = 8  # crops in the TensorBoard prediction and worst-crop panels; 0 = no images
+    image_interval: int = 1  # log the image panels every N-th validation (smaller event files)
     best_metric: str = "AP"  # metrics.json key that picks best.pt (higher is better)
     nme_norm: str = "none"  # none | interocular | box: add NME, AUC@0.08/0.1, FR@0.08/0.1 (landmarks)
     nme_pair: list[int] | None = None  # outer eye corner indices for interocular; None = 300W/WFLW defaults

@@ -27,6 +27,11 @@ class TensorBoardLogger:
         if self.writer is not None:
             self.writer.add_image(tag, picture, step, dataformats="HWC")
 
+    def hparams(self, params: dict, metrics: dict[str, float]) -> None:
+        """One HParams-tab entry (params: str/int/float/bool values) under log_dir/hparams."""
+        if self.writer is not None:
+            self.writer.add_hparams(params, metrics, run_name="hparams")
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()

@@ -16,9 +16,9 @@ from kpdet.engine.checkpoint import eval_weights, load_checkpoint, rng_state, sa
 from kpdet.engine.evaluate import evaluate, summary_table
 from kpdet.engine.infer import spec_to_checkpoint
 from kpdet.engine.logger import TensorBoardLogger
+from kpdet.engine.panels import log_panels
 from kpdet.engine.train import StepOptions, train_one_epoch
 from kpdet.predict import HeatmapPredictor
-from kpdet.vis import prediction_panel
 
 
 @dataclass
@@ -110,25 +110,28 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         save_config(cfg, work_dir / "config.yaml")
         if state.step == 0:
             (work_dir / "history.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh curve
+        else:
+            _trim_history(work_dir / "history.jsonl", state.step)
     logger = TensorBoardLogger(work_dir / "tb", enabled=main)
     flip_index = c.val_set.spec.flip_index if cfg.eval.flip_test else None
     predictor = make_predictor(c.eval_model, c.codec, c.loss_fn.activation, flip_index)
-    validate = lambda: _validate(cfg, predictor, c, logger, state.step)
+    validate = _Validations(lambda step, index: _validate(cfg, predictor, c, logger, step, index))
     dump = lambda step, batch, loss: _dump_nonfinite(work_dir, c, step, batch, loss)
     for epoch in range(state.epoch, cfg.train.epochs):
         _seed_epoch(cfg.seed, epoch, c.train_loader)
         state.step, stats = train_one_epoch(
             c.model, c.loss_fn, c.codec, c.train_loader, c.optimizer, c.scheduler, c.scaler, c.device,
-            epoch, state.step, step_options(cfg), c.ema, logger.scalars, dump, progress=main)
+            epoch, state.step, step_options(cfg), c.ema, logger.scalars, dump, progress=main,
+            after_step=_every_steps(cfg, c, validate))
         state.epoch, state.skipped_nonfinite = epoch + 1, state.skipped_nonfinite + stats["skipped_nonfinite"]
         logger.scalars(state.step, {"loss/epoch": stats["loss"], "train/skipped_nonfinite":
                                     state.skipped_nonfinite})
         if state.epoch % cfg.train.val_interval == 0 or state.epoch == cfg.train.epochs:
-            state.last_metrics = validate()
+            state.last_metrics = validate(state.step)
             _save_best(cfg, work_dir, c, state)
         if main:
             save_atomic(_checkpoint(cfg, c, state), work_dir / "last.pt")
-    metrics = state.last_metrics or validate()
+    metrics = state.last_metrics or validate(state.step)
     logger.close()
     if main:
         (work_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -142,14 +145,50 @@ def _seed_epoch(seed: int, epoch: int, loader) -> None:
     seed_everything(seed * 1000 + epoch)
 
 
-def _validate(cfg, predictor, c: Components, logger, step) -> dict[str, float]:
+class _Validations:
+    """Validate once per step (an in-epoch and an end-of-epoch validation may coincide); the
+    running count picks the validations that log images (eval.image_interval)."""
+
+    def __init__(self, run):
+        self.run, self.count, self.step, self.metrics = run, 0, None, None
+
+    def __call__(self, step: int) -> dict[str, float]:
+        if step != self.step:
+            self.metrics, self.step = self.run(step, self.count), step
+            self.count += 1
+        return self.metrics
+
+
+def _every_steps(cfg, c: Components, validate):
+    """train.val_every_steps: validate inside the epoch every N optimizer steps, then back to training."""
+    every = cfg.train.val_every_steps
+    if not every:
+        return None
+
+    def after_step(step: int) -> None:
+        if step % every == 0:
+            validate(step)
+            c.model.train()
+
+    return after_step
+
+
+def _trim_history(path: Path, step: int) -> None:
+    """On resume, drop validations after the checkpoint's step: the resumed run redoes them."""
+    if path.exists():
+        lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in lines))
+
+
+def _validate(cfg, predictor, c: Components, logger, step, index: int = 0) -> dict[str, float]:
     distributed.broadcast_buffers(predictor.model)
     metrics = evaluate(predictor, c.val_loader, c.val_set, c.device, cfg.eval.nme_norm, cfg.eval.nme_pair)
     logger.scalars(step, metrics, prefix="val/")
     if distributed.is_main():
         _append_history(Path(cfg.work_dir) / "history.jsonl", step, metrics)
-    if cfg.eval.vis_images > 0 and distributed.is_main():
-        logger.image("val/predictions", step, _panel(predictor, c.val_set, cfg.eval.vis_images, c.device))
+    if cfg.eval.vis_images > 0 and distributed.is_main() and index % cfg.eval.image_interval == 0:
+        log_panels(logger, predictor, c.val_set, c.val_loader, c.codec, metrics, step, cfg.eval.vis_images,
+                   c.device)
     if distributed.is_main():
         print(f"validation at step {step}:\n{summary_table(metrics)}", flush=True)
     return metrics
@@ -159,18 +198,6 @@ def _append_history(path: Path, step: int, metrics: dict[str, float]) -> None:
     """One JSON line per validation ({"step": N, **metrics}): the metric-against-step curve."""
     with path.open("a") as f:
         f.write(json.dumps({"step": step, **metrics}) + "\n")
-
-
-@torch.no_grad()
-def _panel(predictor: HeatmapPredictor, dataset, count: int, device) -> np.ndarray:
-    """The first `count` validation crops: GT and predicted skeletons, heatmap overlay."""
-    samples = [dataset[i] for i in range(min(count, len(dataset)))]
-    images = torch.stack([s["image"] for s in samples])
-    keypoints, _, scores = predictor(images.to(device))
-    return prediction_panel(
-        images.numpy(), torch.stack([s["keypoints"] for s in samples]).numpy(),
-        torch.stack([s["visible"] for s in samples]).numpy(), keypoints.cpu().numpy(),
-        scores.cpu().numpy(), dataset.spec.skeleton)
 
 
 def _save_best(cfg, work_dir: Path, c: Components, state: TrainState) -> None:

@@ -35,13 +35,15 @@ class NonFiniteError(FloatingPointError):
 
 def train_one_epoch(model: nn.Module, loss_fn: nn.Module, codec, loader, optimizer, scheduler, scaler,
                     device: torch.device, epoch: int, step: int, options: StepOptions,
-                    ema=None, log=None, on_nonfinite=None, progress: bool = True) -> tuple[int, dict]:
+                    ema=None, log=None, on_nonfinite=None, progress: bool = True,
+                    after_step=None) -> tuple[int, dict]:
     """Train for one pass over `loader`; returns (optimizer steps so far, epoch stats).
 
     Batches carrying "heatmaps" were encoded by the data workers; otherwise the
     codec renders targets here, on the device. `log(step, scalars)` gets
     loss/total, lr and train/images_per_s every `options.log_interval` steps.
     `on_nonfinite(step, batch, loss)` runs before a NonFiniteError is raised.
+    `after_step(step)` runs after every optimizer step (e.g. validation every N steps).
     """
     from tqdm import tqdm
 
@@ -71,6 +73,8 @@ def train_one_epoch(model: nn.Module, loss_fn: nn.Module, codec, loader, optimiz
             bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.1f}")
             log(step, {"loss/total": loss.item(), "lr": optimizer.param_groups[0]["lr"],
                        "train/images_per_s": rate})
+        if after_step is not None:
+            after_step(step)
     stats["loss"] /= max(1, stats["batches"])
     return step, stats
 

@@ -78,6 +78,10 @@ def test_compare_losses_tool_trains_each_loss_and_tabulates(tiny_synthetic, tmp_
                    *data_overrides(tiny_synthetic))
     results = json.loads((tmp_path / "comparison.json").read_text())
     assert set(results) == {"daf", "mse"} and all(len(v["AP"]) == 2 for v in results.values())
-    assert sorted(p.name for p in (tmp_path / "mse").iterdir()) == ["seed0", "seed1"]
+    assert sorted(p.name for p in (tmp_path / "default" / "mse").iterdir()) == ["seed0", "seed1"]
     rows = [line for line in out.splitlines() if line.startswith("| daf") or line.startswith("| mse")]
-    assert len(rows) == 2 and "±" in rows[0]  # mean ± std over the two seeds
+    assert len(rows) == 4 and "±" in rows[0]  # summary (mean ± std over the two seeds) and timing rows
+    ranked = [line for line in out.splitlines() if line.startswith(("| 1 | ", "| 2 | "))]
+    assert len(ranked) == 2 and "| 2 |" in ranked[0]  # rank, loss, n = 2 seeds
+    assert (tmp_path / "results.csv").read_text().count("\ndefault,") == 4  # one row per run
+    assert len(list(tmp_path.glob("*.png"))) == 3

@@ -1,0 +1,113 @@
+"""Run a study's unfinished runs: in this process, over N worker processes, or as submitit jobs.
+
+Whatever runs them, every run writes only under its own work_dir, and the report
+reads the results back from those folders (collect.py), so the backends are
+interchangeable and a crash loses at most the runs in progress.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from kpdet.engine.study.run import execute, is_finished
+from kpdet.engine.study.spec import Parallel, RunSpec
+
+
+def pending(runs: list[RunSpec]) -> list[RunSpec]:
+    return [run for run in runs if not is_finished(run)]
+
+
+def plan_workers(parallel: Parallel, gpus: int, cores: int) -> tuple[int, int, list[str | None]]:
+    """(workers, torch threads per worker, device of each worker).
+
+    With GPUs: one run per GPU (CUDA_VISIBLE_DEVICES=i), unless `workers` says fewer.
+    On the CPU: `workers` runs (default 1), the cores split evenly between them.
+    """
+    if gpus > 0:
+        workers = min(parallel.workers or gpus, gpus)
+        devices = [str(i) for i in range(workers)]
+    else:
+        workers, devices = parallel.workers or 1, [None] * (parallel.workers or 1)
+    threads = parallel.threads or max(1, cores // workers)
+    return workers, threads, devices
+
+
+def run_all(runs: list[RunSpec], parallel: Parallel, submitit_folder: Path | None = None) -> list[str]:
+    """Train every unfinished run per `parallel.backend`; returns the work_dirs run."""
+    todo = pending(runs)
+    if not todo:
+        return []
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    workers, threads, devices = plan_workers(parallel, gpus, os.cpu_count() or 1)
+    if parallel.backend == "submitit":
+        return run_submitit(todo, parallel, submitit_folder or Path("submitit"), workers)
+    if parallel.backend == "serial" or workers == 1:
+        return [execute(run, parallel.threads) for run in todo]
+    return run_processes(todo, threads, devices)
+
+
+def run_processes(runs: list[RunSpec], threads: int, devices: list[str | None]) -> list[str]:
+    """One spawned process per worker; worker i sees only GPU devices[i] (when set) and `threads` threads."""
+    context = multiprocessing.get_context("spawn")
+    slots = context.Queue()
+    for device in devices:
+        slots.put(device)
+    with ProcessPoolExecutor(len(devices), mp_context=context, initializer=_claim_slot,
+                             initargs=(slots, threads)) as pool:
+        return list(pool.map(execute, runs))
+
+
+def _claim_slot(slots, threads: int) -> None:
+    """Worker start: pin a GPU (before CUDA is initialised) and split the CPU threads."""
+    device = slots.get()
+    if device is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = device
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_submitit(runs: list[RunSpec], parallel: Parallel, folder: Path, workers: int = 1) -> list[str]:
+    """Each run a submitit job (SLURM, or cluster="local" for the local executor); waits for all.
+
+    The scheduler queues SLURM jobs; the local executor would start them all at once, so
+    locally they go in waves of `workers`.
+    """
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=parallel.cluster)
+    params = dict(parallel.slurm)
+    if executor.cluster == "local":
+        params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
+    if params:
+        executor.update_parameters(**params)
+    wave = workers if executor.cluster in ("local", "debug") else len(runs)
+    done = []
+    for start in range(0, len(runs), wave):
+        with _importable_kpdet():
+            jobs = [executor.submit(execute, run, parallel.threads) for run in runs[start:start + wave]]
+        done += [job.result() for job in jobs]
+    return done
+
+
+@contextmanager
+def _importable_kpdet():
+    """Jobs inherit the environment at submission: put this kpdet first on their PYTHONPATH, so
+    they run the same code as the submitting process (a checkout need not be pip-installed)."""
+    import kpdet
+
+    root, before = str(Path(kpdet.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, before) if p)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONPATH")
+        else:
+            os.environ["PYTHONPATH"] = before

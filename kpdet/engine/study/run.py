@@ -1,0 +1,121 @@
+"""One study run, in whatever process runs it: config from the RunSpec, resume, train, save predictions.
+
+Fair by construction: the config differs between the losses of a seed only in `loss`,
+so `fit` draws the same initial weights (apart from the final bias prior of sigmoid
+losses, model.final_bias), the same data order and augmentation ((seed, epoch) alone,
+runner._seed_epoch) and runs the same step budget; the reported metrics are those of the
+last weights (metrics.json) for every loss.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from kpdet.config import load_config
+from kpdet.engine.study.spec import RunSpec, StudyError
+
+PREDICTIONS = "predictions.npz"  # final-weights predictions on val: PCK at any threshold for the plots
+RUN_INFO = "run_info.json"  # wall time, images/s, steps
+
+
+def run_config(run: RunSpec) -> DictConfig:
+    """The run's config: base file, overrides, then loss, seed, work_dir and resume=auto."""
+    fixed = [f"seed={run.seed}", f"work_dir={run.work_dir}", "resume=auto"]
+    cfg = load_config(run.base, [*run.overrides, *fixed])
+    loss = {k: list(v) if isinstance(v, tuple) else v for k, v in run.loss.as_dict().items()}
+    cfg.loss = OmegaConf.create(loss)
+    return cfg
+
+
+def is_finished(run: RunSpec) -> bool:
+    """metrics.json is written last by fit: its presence means the training is done."""
+    return (Path(run.work_dir) / "metrics.json").exists()
+
+
+def execute(run: RunSpec, threads: int | None = None) -> str:
+    """Train `run` unless finished (an interrupted one resumes from last.pt); returns its work_dir."""
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+    from kpdet.engine.runner import fit
+
+    cfg, work = run_config(run), Path(run.work_dir)
+    if (work / "config.yaml").exists():
+        check_same_config(cfg, work / "config.yaml")
+    if not is_finished(run):
+        print(f"[study] training {run.name} -> {work}", flush=True)
+        tick = time.perf_counter()
+        metrics = fit(cfg)
+        _write_info(cfg, work, time.perf_counter() - tick)
+        log_hparams(run, metrics)
+    if not (work / PREDICTIONS).exists():
+        save_predictions(cfg, work)
+    return str(work)
+
+
+def check_same_config(cfg: DictConfig, saved_path: Path) -> None:
+    """A run folder trained under another config (say, another budget) is not silently reused."""
+    planned = _flat(OmegaConf.to_container(cfg, resolve=True))
+    saved = _flat(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
+    differ = sorted(k for k in planned.keys() | saved.keys() if planned.get(k) != saved.get(k))
+    if differ:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {planned.get(k)!r}" for k in differ[:5])
+        raise StudyError(f"{saved_path} was written with another config ({shown}); delete "
+                         f"{saved_path.parent} to retrain it, or give the study another work_dir")
+
+
+def _flat(tree, prefix: str = "") -> dict:
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree}
+    out = {}
+    for key, value in tree.items():
+        out.update(_flat(value, f"{prefix}{key}."))
+    return out
+
+
+def _write_info(cfg: DictConfig, work: Path, wall: float) -> None:
+    """Wall time of the session that finished the run (validation included) and training images/s."""
+    steps = torch.load(work / "last.pt", map_location="cpu", weights_only=True)["state"]["step"]
+    images = steps * cfg.train.batch_size * cfg.train.accumulate
+    info = {"wall_s": wall, "steps": steps, "images": images, "images_per_s": images / max(wall, 1e-9),
+            "threads": torch.get_num_threads(), "device": str(cfg.device)}
+    (work / RUN_INFO).write_text(json.dumps(info, indent=2))
+
+
+def log_hparams(run: RunSpec, metrics: dict[str, float]) -> None:
+    """TensorBoard HParams entry: loss, its parameters, seed, dataset -> final summary metrics."""
+    from kpdet.engine.logger import TensorBoardLogger
+
+    params = {"loss": run.loss.type, "dataset": run.dataset, "seed": run.seed, "label": run.loss.label}
+    params.update({f"loss.{k}": v if isinstance(v, (int, float, str, bool)) else str(v)
+                   for k, v in run.loss.params})
+    logger = TensorBoardLogger(Path(run.work_dir) / "tb")
+    logger.hparams(params, {f"hparam/{k}": v for k, v in metrics.items() if "/" not in k})
+    logger.close()
+
+
+@torch.no_grad()
+def save_predictions(cfg: DictConfig, work: Path) -> None:
+    """Predict the val split with last.pt's evaluated weights; keypoints, gt [N, K, 3], bbox in image px."""
+    from kpdet.engine import builders
+    from kpdet.engine.checkpoint import eval_weights, load_checkpoint
+    from kpdet.engine.evaluate import predict_dataset
+    from kpdet.engine.runner import make_predictor
+
+    device = builders.resolve_device(cfg.device)
+    dataset = builders.build_split(cfg, "val", train=False)
+    loss_fn = builders.build_loss_from_cfg(cfg)
+    model = builders.build_model_from_cfg(cfg, dataset.spec.num_keypoints, loss_fn.activation)
+    model.load_state_dict(eval_weights(load_checkpoint(work / "last.pt")))
+    loader = builders.build_loader(dataset, cfg.eval.batch_size, 0, False, cfg.seed)
+    flip_index = dataset.spec.flip_index if cfg.eval.flip_test else None
+    predictor = make_predictor(model.to(device), builders.build_codec_from_cfg(cfg), loss_fn.activation,
+                               flip_index)
+    predictions = predict_dataset(predictor, loader, device)
+    np.savez_compressed(work / PREDICTIONS, names=np.array(dataset.spec.names), **predictions)
