@@ -56,6 +56,13 @@ class HeatmapPredictor:
         return keypoints, confidences, scores
 
 
+def make_predictor(model, codec, activation: str, flip_index: Sequence[int] | None = None):
+    """The predictor for a model's head: `predictor(crops) -> (keypoints [B, K, 2] crop px,
+    confidences [B, K], raw outputs)`. The one place that picks the predictor class."""
+    flip = getattr(codec, "flip_heatmaps", None) if flip_index is not None else None
+    return HeatmapPredictor(model, codec, activation, flip_index if flip else None, flip)
+
+
 def crop_for_model(image, box, input_size: tuple[int, int], padding: float = 1.25):
     """An RGB uint8 image [H, W, 3] and a box (x, y, w, h) -> (normalised crop [3, H_in, W_in],
     crop_to_image [2, 3]), exactly as the evaluation pipeline crops an instance."""

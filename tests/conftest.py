@@ -35,3 +35,25 @@ def run_tool(*args: str, timeout: float = 300, env: dict | None = None) -> str:
                           env={**os.environ, **(env or {})})
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     return done.stdout
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_synthetic, tmp_path_factory) -> Path:
+    """A best.pt as the runner writes it (weights, config YAML, keypoint spec) for the smoke model on
+    the tiny synthetic set, untrained but with a head (init std 0.05) whose heatmaps have clear,
+    random peaks: what inference and export tests need, in a second instead of minutes of training."""
+    from omegaconf import OmegaConf
+
+    from kpdet.build import build_model_from_cfg, spec_to_checkpoint
+    from kpdet.config import load_config
+    from kpdet.data.coco import keypoint_spec, read_json, select_category
+
+    work = tmp_path_factory.mktemp("checkpoint")
+    cfg = load_config(ROOT / "configs" / "smoke.yaml", [*data_overrides(tiny_synthetic), f"work_dir={work}",
+                                                         "model.head_init_std=0.05"])
+    spec = keypoint_spec(select_category(read_json(tiny_synthetic / "train.json"), None))
+    torch.manual_seed(0)
+    model = build_model_from_cfg(cfg, spec.num_keypoints, "sigmoid")
+    torch.save({"model": model.state_dict(), "keypoints": spec_to_checkpoint(spec),
+                "config": OmegaConf.to_yaml(cfg)}, work / "best.pt")
+    return work / "best.pt"

@@ -9,8 +9,9 @@ LAYER = {
     "registry": 0, "config": 0, "keypoints": 0,
     "codecs": 1, "losses": 1, "metrics": 1,
     "data": 2, "models": 2, "vis": 2,
-    "predict": 3,
-    "engine": 4,
+    "build": 3, "predict": 3, "export": 3,
+    "inference": 4,
+    "engine": 5,
 }
 FORBIDDEN = {  # extra rules beyond the layers
     "models": {"losses"},  # models return logits; the loss stays outside

@@ -1,8 +1,11 @@
-"""Predict keypoints on images: python tools/infer.py CONFIG CHECKPOINT IMAGE_OR_DIR [--out DIR]
+"""Predict keypoints: python tools/infer.py CONFIG CHECKPOINT SOURCE --out DIR [--onnx model.onnx]
 
-Top-down without a detector: each image is one instance whose box is the whole
-image (landmark mode), unless --boxes gives a JSON {file_name: [[x, y, w, h], ...]}.
-Writes predictions.json (image px, pixel centres at integers) and drawn images to --out.
+SOURCE is an image, a folder of images or a video file. Top-down without a detector:
+each image (frame) is one instance whose box is the whole image, unless --boxes gives a
+JSON {file_name or frame number: [[x, y, w, h], ...]} or one [[x, y, w, h], ...] for all.
+Writes results.json (COCO results; image px, pixel centres at integers) and drawn images,
+or for a video a drawn video, results.json, results.jsonl and a DeepLabCut-style CSV.
+--onnx runs the network with onnxruntime (from tools/export.py); decoding is unchanged.
 """
 import argparse
 import sys
@@ -19,14 +22,19 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config")
     parser.add_argument("checkpoint")
-    parser.add_argument("images", help="an image file or a folder of images")
+    parser.add_argument("source", help="an image file, a folder of images or a video file")
     parser.add_argument("--out", default="work_dirs/infer", help="output folder")
-    parser.add_argument("--boxes", help="JSON file: {file_name: [[x, y, w, h], ...]}")
+    parser.add_argument("--boxes", help="JSON file: {file_name or frame number: [[x, y, w, h], ...]}")
+    parser.add_argument("--onnx", help="run the network from this ONNX file with onnxruntime (CPU)")
+    parser.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
+                        help="average with the flipped image (default: the config's eval.flip_test)")
+    parser.add_argument("--max-frames", type=int, help="stop a video after this many frames")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides")
     args = parser.parse_intermixed_args()
     cfg = load_config(args.config, args.overrides)
-    written = infer(cfg, args.checkpoint, args.images, args.out, args.boxes)
-    print(f"{written} images -> {args.out}/predictions.json")
+    done = infer(cfg, args.checkpoint, args.source, args.out, args.boxes, args.onnx, args.flip_test,
+                 args.max_frames)
+    print(f"{done} images/frames -> {args.out}/results.json")
 
 
 if __name__ == "__main__":

@@ -1,26 +1,22 @@
-"""Config -> objects. The only place that reads the config tree; constructors take plain arguments."""
+"""Config -> training objects (data, loaders, optimizer, schedule); with kpdet/build.py (codec, loss,
+model) the only places that read the config tree. Constructors take plain arguments."""
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader, DistributedSampler
 
-from kpdet.codecs import build_codec
+from kpdet.build import (  # noqa: F401  (re-exported: config -> codec/loss/model lives in kpdet.build)
+    build_codec_from_cfg,
+    build_loss_from_cfg,
+    build_model_from_cfg,
+    resolve_device,
+)
 from kpdet.data import build_dataset
 from kpdet.data.targets import WithHeatmapTargets
-from kpdet.losses import LOSSES, build_loss
-from kpdet.models import SIGMOID_PRIOR_BIAS, build_model, output_stride
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda but CUDA is not available (use device=auto or device=cpu)")
-    return torch.device(name)
 
 
 def prepare_data(cfg: DictConfig) -> None:
@@ -75,37 +71,6 @@ def seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
-
-
-def build_loss_from_cfg(cfg: DictConfig):
-    """The configured loss; it must take heatmaps (an ordinal loss needs an ordinal head)."""
-    loss = build_loss(OmegaConf.to_container(cfg.loss, resolve=True))
-    if getattr(loss, "target_kind", "heatmap") != "heatmap":
-        raise ValueError(f"loss.type={cfg.loss.type!r} is a {loss.target_kind} loss over a bins axis, not a "
-                         f"heatmap loss; the heatmap trainer cannot use it")
-    return loss
-
-
-def build_codec_from_cfg(cfg: DictConfig):
-    width, height = cfg.model.input_size
-    stride = output_stride(cfg.model.num_deconv)
-    spec = OmegaConf.to_container(cfg.codec, resolve=True)
-    return build_codec(spec, input_size=(width, height), heatmap_size=(width // stride, height // stride),
-                       **_focal_codec_params(cfg))
-
-
-def _focal_codec_params(cfg: DictConfig) -> dict:
-    """distance_aware_focal needs exactly one 1.0 per visible keypoint (contract)."""
-    return {"one_positive": True} if LOSSES.canonical(cfg.loss.type) == "distance_aware_focal" else {}
-
-
-def build_model_from_cfg(cfg: DictConfig, num_keypoints: int, activation: str):
-    m = cfg.model
-    final_bias = m.final_bias
-    if final_bias is None:
-        final_bias = SIGMOID_PRIOR_BIAS if activation == "sigmoid" else 0.0
-    return build_model(m.backbone, num_keypoints, m.pretrained, m.head_channels, m.num_deconv, final_bias,
-                       m.head_conv, m.head_init_std)
 
 
 def prepare_model(cfg: DictConfig, model: torch.nn.Module, device: torch.device, world_size: int):

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from kpdet.build import eval_weights, load_checkpoint  # noqa: F401  (re-exported)
+
 
 def save_atomic(state: dict[str, Any], path: str | Path) -> None:
     """Write `state` with torch.save so that `path` is either the old or the new file, never half."""
@@ -35,12 +37,6 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load on the CPU with `weights_only=True` (tensors, numbers, strings, containers only)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"checkpoint {path} does not exist") from None
 
 
 def rng_state() -> dict[str, Any]:
@@ -68,11 +64,3 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def _to_lists(value):
     return [_to_lists(v) for v in value] if isinstance(value, tuple) else value
-
-
-def eval_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The weights to evaluate: the EMA's when the run kept one, else the model's."""
-    ema = checkpoint.get("ema")
-    if not ema:
-        return checkpoint["model"]
-    return {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")}

@@ -10,15 +10,15 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from kpdet.build import spec_to_checkpoint
 from kpdet.config import save_config
 from kpdet.engine import builders, distributed
 from kpdet.engine.checkpoint import eval_weights, load_checkpoint, rng_state, save_atomic, set_rng_state
 from kpdet.engine.evaluate import evaluate, summary_table
-from kpdet.engine.infer import spec_to_checkpoint
 from kpdet.engine.logger import TensorBoardLogger
 from kpdet.engine.panels import log_panels
 from kpdet.engine.train import StepOptions, train_one_epoch
-from kpdet.predict import HeatmapPredictor
+from kpdet.predict import make_predictor
 
 
 @dataclass
@@ -59,11 +59,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def make_predictor(model, codec, activation: str, flip_index=None) -> HeatmapPredictor:
-    flip = getattr(codec, "flip_heatmaps", None) if flip_index is not None else None
-    return HeatmapPredictor(model, codec, activation, flip_index if flip else None, flip)
 
 
 def build_components(cfg: DictConfig) -> Components:

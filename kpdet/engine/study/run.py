@@ -106,7 +106,7 @@ def save_predictions(cfg: DictConfig, work: Path) -> None:
     from kpdet.engine import builders
     from kpdet.engine.checkpoint import eval_weights, load_checkpoint
     from kpdet.engine.evaluate import predict_dataset
-    from kpdet.engine.runner import make_predictor
+    from kpdet.predict import make_predictor
 
     device = builders.resolve_device(cfg.device)
     dataset = builders.build_split(cfg, "val", train=False)
