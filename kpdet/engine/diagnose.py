@@ -74,7 +74,7 @@ def _step(model, c, batch: dict, grad_clip: float | None, record: bool) -> dict[
     logits.retain_grad()
     loss = c.loss_fn(logits, targets, weights)
     loss.backward()
-    row = {"loss": float(loss)}
+    row = {"loss": float(loss.detach())}
     if record:
         row["grad_backbone"] = float(torch.linalg.vector_norm(
             torch.stack([p.grad.norm() for p in model.backbone.parameters() if p.grad is not None])))
