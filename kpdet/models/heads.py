@@ -30,26 +30,28 @@ class DeconvHead(nn.Module):
                 nn.ReLU(inplace=True),
             ]
         width = channels if num_deconv else in_channels
-        if head_conv > 0:
-            layers += [nn.Conv2d(width, head_conv, 3, padding=1), nn.ReLU(inplace=True)]
-            width = head_conv
         self.deconv = nn.Sequential(*layers)
+        self.conv = nn.Identity()
+        if head_conv > 0:
+            self.conv = nn.Sequential(nn.Conv2d(width, head_conv, 3, padding=1), nn.ReLU(inplace=True))
+            width = head_conv
         self.final = nn.Conv2d(width, num_keypoints, 1)
         self._init_weights(final_bias, init_std)
 
     def _init_weights(self, final_bias: float, init_std: float) -> None:
-        for module in self.modules():
+        """Deconvolutions and the final 1x1: normal(0, init_std); the 3x3 conv keeps PyTorch's
+        default (Kaiming-uniform) init, as in CenterNet: two small-std layers in a row would
+        shrink the gradient that reaches the backbone."""
+        for module in [*self.deconv.modules(), self.final]:
             if isinstance(module, (nn.ConvTranspose2d, nn.Conv2d)):
                 nn.init.normal_(module.weight, std=init_std)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
         nn.init.constant_(self.final.bias, final_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.final(self.deconv(x))
+        return self.final(self.conv(self.deconv(x)))
 
 
 # Heads by name (`model.head`). Every head takes (in_channels, num_keypoints, channels, num_deconv,

@@ -54,3 +54,17 @@ def test_ordinal_head_shapes_and_registry():
     assert head_target_kind("ordinal_xy") == "ordinal" and head_target_kind("heatmap") == "heatmap"
     with pytest.raises(KeyError, match="unknown head 'simcc'; known: heatmap, ordinal_xy"):
         HEADS.get("simcc")
+
+
+def test_centernet_head_conv_and_init_options():
+    plain = build_model("resnet18", num_keypoints=3, head_channels=16, final_bias=-4.6, init_std=0.01)
+    with_conv = build_model("resnet18", num_keypoints=3, head_channels=16, head_conv=8)
+    assert isinstance(plain.head.conv, torch.nn.Identity)
+    conv = with_conv.head.conv[0]
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size) == (16, 8, (3, 3))
+    assert with_conv(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 16, 16)
+    # init_std sets the normal init of the deconvolutions and the final 1x1; final_bias its bias
+    assert plain.head.final.weight.std().item() == pytest.approx(0.01, rel=0.2)
+    assert torch.all(plain.head.final.bias == -4.6)
+    # the 3x3 conv keeps PyTorch's Kaiming-uniform init: bound 1 / sqrt(fan_in) = 1 / sqrt(16 * 9) = 0.083
+    assert conv.weight.abs().max().item() == pytest.approx(1 / 12, rel=0.1)
