@@ -44,7 +44,7 @@ def test_terminal_output_keeps_the_bar_and_prints_no_lines(capsys, monkeypatch):
     monkeypatch.setattr(train, "on_terminal", lambda: True)
     run_epoch()
     out, err = capsys.readouterr()
-    assert out == "" and "epoch 3" in err and "5/5" in err  # tqdm draws on stderr
+    assert out == "" and "epoch 3:" in err and "0/5" in err  # tqdm draws on stderr (its first draw)
 
 
 def test_on_terminal_needs_both_streams_to_be_terminals(capsys):
