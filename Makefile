@@ -1,17 +1,20 @@
 # The two commands of README.md. PYTHON may point at another interpreter: make test PYTHON=python3.11
+# Both install with the exact versions of requirements/dev.lock (pip constraints); `make lock` refreshes it.
 PYTHON ?= python
 TORCH = torch==2.14.1 torchvision==0.29.1
+LOCK = requirements/dev.lock
+PIP = $(PYTHON) -m pip install -q -c $(LOCK)
 DEMO_ARGS ?=
 
-.PHONY: install install-dev demo test lint bench
+.PHONY: install install-dev demo test lint bench lock
 
 install:
-	$(PYTHON) -m pip install -q $(TORCH)
-	$(PYTHON) -m pip install -q -e .
+	$(PIP) $(TORCH)
+	$(PIP) -e .
 
 install-dev:
-	$(PYTHON) -m pip install -q $(TORCH)
-	$(PYTHON) -m pip install -q -e ".[dev]"
+	$(PIP) $(TORCH)
+	$(PIP) -e ".[dev]"
 
 # Main job: generate the synthetic set if missing, train focal, evaluate, print metrics.
 demo: install
@@ -26,3 +29,8 @@ lint:
 bench:
 	$(PYTHON) benchmarks/losses.py
 	$(PYTHON) benchmarks/codec.py
+
+# Scheduled refresh (README, "Pinned versions"): newest releases resolved in a new venv -> $(LOCK)
+# and pyproject.toml's caps; then .ci/run, and commit both files if it passes.
+lock:
+	$(PYTHON) requirements/lock.py --torch "$(TORCH)"

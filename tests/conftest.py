@@ -10,6 +10,27 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 torch.set_num_threads(2)
 
 
+def _holds_tensor(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_tensor(v) for v in value.values())
+    return isinstance(value, (list, tuple)) and any(_holds_tensor(v) for v in value)
+
+
+def _approx_of_plain_numbers(expected, *args, **kwargs):
+    """pytest.approx that refuses torch tensors as the expected value: pytest 9.2 iterates a 0-d
+    tensor there (TypeError), older releases did not. Expected values are Python numbers
+    (`.item()`, `.tolist()`); compare tensors with torch.testing.assert_close."""
+    if _holds_tensor(expected):
+        raise TypeError(f"pytest.approx got a torch.Tensor as the expected value ({expected!r}): pass "
+                        "Python floats (.item() / .tolist()) or use torch.testing.assert_close")
+    return _plain_approx(expected, *args, **kwargs)
+
+
+_plain_approx, pytest.approx = pytest.approx, _approx_of_plain_numbers
+
+
 @pytest.fixture(scope="session")
 def tiny_synthetic(tmp_path_factory) -> Path:
     """A 24-image train / 8-image val synthetic COCO set, generated once per test session."""

@@ -1,6 +1,7 @@
 """One training epoch: crops -> logits; keypoints -> heatmap targets on the device; loss; step."""
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ def train_one_epoch(model: nn.Module, loss_fn: nn.Module, codec, loader, optimiz
     loss/total, lr and train/images_per_s every `options.log_interval` steps.
     `on_nonfinite(step, batch, loss)` runs before a NonFiniteError is raised.
     `after_step(step)` runs after every optimizer step (e.g. validation every N steps).
+    `progress`: a tqdm bar on a terminal; when output goes to a file or a pipe, one plain line
+    every `options.log_interval` steps (and at the first and last) instead of the bar's redraws.
     """
     from tqdm import tqdm
 
@@ -51,7 +54,8 @@ def train_one_epoch(model: nn.Module, loss_fn: nn.Module, codec, loader, optimiz
     stats = {"loss": 0.0, "batches": 0, "skipped_nonfinite": 0}
     tick, seen = time.perf_counter(), 0
     total = len(loader) if options.max_iters is None else min(len(loader), options.max_iters)
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}", total=total, disable=not progress, dynamic_ncols=True,
+    use_bar = progress and on_terminal()
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}", total=total, disable=not use_bar, dynamic_ncols=True,
                leave=False)
     for it, batch in enumerate(bar):
         if it >= total:
@@ -68,15 +72,30 @@ def train_one_epoch(model: nn.Module, loss_fn: nn.Module, codec, loader, optimiz
         _optimizer_step(model, optimizer, scheduler, scaler, options, ema)
         step, seen = step + 1, seen + len(batch["image"]) * options.accumulate
         stats["loss"], stats["batches"] = stats["loss"] + loss.item(), stats["batches"] + 1
-        if log is not None and (step % options.log_interval == 0 or it == 0):
-            rate = seen / (time.perf_counter() - tick)
-            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.1f}")
-            log(step, {"loss/total": loss.item(), "lr": optimizer.param_groups[0]["lr"],
-                       "train/images_per_s": rate})
+        due = step % options.log_interval == 0 or it == 0
+        if due or (progress and it + 1 == total):
+            rate, lr = seen / (time.perf_counter() - tick), optimizer.param_groups[0]["lr"]
+            if use_bar:
+                bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.1f}")
+            elif progress:
+                print(progress_line(epoch, it + 1, total, step, loss.item(), lr, rate), flush=True)
+            if log is not None and due:
+                log(step, {"loss/total": loss.item(), "lr": lr, "train/images_per_s": rate})
         if after_step is not None:
             after_step(step)
     stats["loss"] /= max(1, stats["batches"])
     return step, stats
+
+
+def on_terminal() -> bool:
+    """True when both output streams are terminals: tqdm redraws its bar on stderr with carriage
+    returns, which a log file keeps as hundreds of lines."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
+
+
+def progress_line(epoch: int, it: int, total: int, step: int, loss: float, lr: float, rate: float) -> str:
+    """One plain progress line: `epoch 1 [20/139] step 20 loss 1.2345 lr 2.00e-03 25.1 img/s`."""
+    return f"epoch {epoch + 1} [{it}/{total}] step {step} loss {loss:.4f} lr {lr:.2e} {rate:.1f} img/s"
 
 
 def _forward_backward(model, loss_fn, codec, batch, scaler, device, options: StepOptions) -> torch.Tensor:

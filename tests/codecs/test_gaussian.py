@@ -57,7 +57,7 @@ def test_msra_peak_is_exact_and_one_positive_covers_off_map_centres():
     # x = 70 -> u = 17.5 -> pixel 18, off the 16-wide map but its Gaussian reaches column 15
     off = torch.tensor([[[70.0, 20.0]]])
     hm, w = codec.encode(off, torch.ones(1, 1))
-    assert w.item() == 1 and (hm == 1.0).sum() == 0 and hm.max() == pytest.approx(math.exp(-9 / 8))
+    assert w.item() == 1 and (hm == 1.0).sum() == 0 and hm.max().item() == pytest.approx(math.exp(-9 / 8))
     hm, w = build_codec({"type": "msra", "one_positive": True}, **SIZES).encode(off, torch.ones(1, 1))
     assert (hm == 1.0).sum() == 1 and hm[0, 0, 5, 15] == 1.0
 

@@ -48,7 +48,7 @@ def region_loop(name, p, pred, y, mode, weight=None):
     """Per-(sample, channel) sums by loops; then dice/pel per channel or GDL per sample."""
     B, C, H, W = pred.shape
     probs = torch.sigmoid(pred) if mode == "multilabel" else torch.softmax(pred, 1)
-    w = torch.ones(B, C, dtype=torch.float64) if weight is None else weight
+    w = [[1.0] * C for _ in range(B)] if weight is None else weight.tolist()  # floats, not tensors
     out, wsum = 0.0, 0.0
     for b in range(B):
         S = {k: [0.0] * C for k in ("pg", "p", "g", "png")}
@@ -62,11 +62,11 @@ def region_loop(name, p, pred, y, mode, weight=None):
                     S["png"][c] += pv ** p.get("n", 2) * gv
         if name == "generalized_dice":
             cw = [1 / S["g"][c] ** 2 if S["g"][c] > 0 else None for c in range(C)]
-            fin = [v for c, v in enumerate(cw) if v is not None and w[b, c] > 0]
+            fin = [v for c, v in enumerate(cw) if v is not None and w[b][c] > 0]
             cw = [(max(fin) if fin else 1.0) if v is None else v for v in cw]
-            num = 2 * sum(cw[c] * w[b, c] * S["pg"][c] for c in range(C))
-            den = sum(cw[c] * w[b, c] * (S["g"][c] + S["p"][c]) for c in range(C))
-            sw = float(w[b].sum())
+            num = 2 * sum(cw[c] * w[b][c] * S["pg"][c] for c in range(C))
+            den = sum(cw[c] * w[b][c] * (S["g"][c] + S["p"][c]) for c in range(C))
+            sw = sum(w[b])
             out, wsum = out + sw * (1 - num / den), wsum + sw
             continue
         for c in range(C):
@@ -76,7 +76,7 @@ def region_loop(name, p, pred, y, mode, weight=None):
             else:
                 den = S["pg"][c] + (S["p"][c] - S["pg"][c]) + (S["g"][c] - S["pg"][c])
                 lc = 1 - S["png"][c] / den
-            out, wsum = out + float(w[b, c]) * lc, wsum + float(w[b, c])
+            out, wsum = out + w[b][c] * lc, wsum + w[b][c]
     return out / wsum
 
 
