@@ -197,8 +197,9 @@ def _append_history(path: Path, step: int, metrics: dict[str, float]) -> None:
 
 def _save_best(cfg, work_dir: Path, c: Components, state: TrainState) -> None:
     value = state.last_metrics[cfg.eval.best_metric]
-    if value > state.best or value != value:  # a NaN metric (e.g. no v=0 keypoint) keeps the latest
-        state.best = value
+    if value != value or value > state.best:  # a NaN metric (e.g. no v=0 keypoint) keeps the latest
+        if value == value:  # NaN never becomes the best: a later number must still beat the last one
+            state.best = value
         if distributed.is_main():
             save_atomic({"model": c.eval_model.state_dict(), "epoch": state.epoch,
                          "metrics": state.last_metrics, "keypoints": spec_to_checkpoint(c.train_set.spec),
