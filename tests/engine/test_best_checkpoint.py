@@ -10,7 +10,8 @@ from kpdet.keypoints import KeypointSpec
 
 def test_nan_metric_writes_best_but_never_becomes_the_best(tmp_path):
     cfg = OmegaConf.create({"eval": {"best_metric": "m"}, "work_dir": str(tmp_path)})
-    c = SimpleNamespace(eval_model=torch.nn.Linear(1, 1), train_set=SimpleNamespace(spec=KeypointSpec(("a",))))
+    spec = KeypointSpec(("a",))
+    c = SimpleNamespace(eval_model=torch.nn.Linear(1, 1), train_set=SimpleNamespace(spec=spec))
     state = TrainState()
     for value, best in [(0.5, 0.5), (float("nan"), 0.5), (0.4, 0.5), (0.6, 0.6)]:
         (tmp_path / "best.pt").unlink(missing_ok=True)
