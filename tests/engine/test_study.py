@@ -33,6 +33,35 @@ def test_losses_string_parses_names_and_yaml_typed_parameters():
     assert losses[0].matches("distance_aware_focal") and not losses[2].matches("dual_focal")
 
 
+def test_a_loss_may_carry_its_own_config_overrides_and_label(tmp_path):
+    ordinal = {"type": "squared_emd", "label": "emd_ordinal",
+               "overrides": ["model.head=ordinal_xy", "codec.type=ordinal_xy"]}
+    prior = {"type": "daf", "overrides": ["model.final_bias=-4.6"]}
+    study = load_study(study_file(tmp_path, losses=["mse", ordinal, prior], datasets={"a": ["train.lr=0.001"]}))
+    runs = {r.loss.label: r for r in study.runs() if r.seed == 5}
+    assert list(runs) == ["mse", "emd_ordinal", "daf[model.final_bias=-4.6]"]
+    # the study's budget, then the dataset's, then the loss's own: only that loss's runs get them
+    assert runs["emd_ordinal"].overrides == ("train.epochs=1", "train.lr=0.001", "model.head=ordinal_xy",
+                                             "codec.type=ordinal_xy")
+    assert runs["mse"].overrides == ("train.epochs=1", "train.lr=0.001")
+    assert runs["emd_ordinal"].loss.as_dict() == {"type": "squared_emd"}  # not loss parameters
+    assert runs["daf[model.final_bias=-4.6]"].work_dir.endswith("daf_model.final_bias=-4.6/seed5")
+    assert not runs["daf[model.final_bias=-4.6]"].loss.matches("daf")  # not the plain loss
+    # the command line says the same with overrides=[...]
+    assert parse_losses("daf(overrides=[model.final_bias=-4.6])")[0] == study.losses[2]
+
+
+def test_a_loss_override_reaches_the_run_config(tmp_path):
+    from kpdet.engine.study.run import run_config
+
+    ordinal = {"type": "squared_emd", "label": "emd", "overrides": ["model.head=ordinal_xy",
+                                                                  "codec={type: ordinal_xy, split: 2}"]}
+    run = next(r for r in load_study(study_file(tmp_path, losses=["mse", ordinal])).runs()
+               if r.loss.label == "emd")
+    cfg = run_config(run)
+    assert (cfg.model.head, cfg.codec.type, cfg.loss.type) == ("ordinal_xy", "ordinal_xy", "squared_emd")
+
+
 @pytest.mark.parametrize("text, message", [("mse,nope", "unknown loss 'nope'"),
                                            ("dfl(alpha=2", "unclosed bracket"),
                                            ("dfl(alpha)", "not key=value")])
@@ -173,7 +202,7 @@ def test_speed_table_counts_the_seeds_that_reached_the_target():
 def test_csv_has_one_row_per_run_identity_columns_first(tmp_path):
     write_csv(rows_known(), tmp_path / "r.csv")
     lines = (tmp_path / "r.csv").read_text().splitlines()
-    assert len(lines) == 7 and lines[0].startswith("dataset,loss,loss_type,params,seed,EPE,PCK@0.1")
+    assert len(lines) == 7 and lines[0].startswith("dataset,loss,loss_type,params,overrides,seed,EPE,PCK@0.1")
 
 
 # ---- plots ------------------------------------------------------------------------------------------

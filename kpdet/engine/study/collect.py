@@ -30,10 +30,11 @@ def target_column(metric: str, target: float) -> str:
 
 
 def run_row(run: RunSpec, targets: dict[str, float]) -> dict:
-    """dataset, loss label/type/params, seed, every metric, steps to each target, wall time, images/s."""
+    """dataset, loss label/type/params/overrides, seed, every metric, steps to each target, wall time, images/s."""
     work = Path(run.work_dir)
     row = {"dataset": run.dataset, "loss": run.loss.label, "loss_type": run.loss.type,
-           "params": json.dumps(dict(run.loss.params)), "seed": run.seed}
+           "params": json.dumps(dict(run.loss.params)), "overrides": " ".join(run.loss.overrides),
+           "seed": run.seed}
     row.update(json.loads((work / "metrics.json").read_text()))
     history = read_history(work)
     for metric, target in targets.items():

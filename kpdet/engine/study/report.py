@@ -10,7 +10,7 @@ from kpdet.engine.study.collect import load_predictions, read_history, target_co
 from kpdet.engine.study.spec import Study
 from kpdet.engine.study.stats import lower_is_better, paired_difference, summarize
 
-FIRST = ("dataset", "loss", "loss_type", "params", "seed")
+FIRST = ("dataset", "loss", "loss_type", "params", "overrides", "seed")
 SUMMARY = ("AP", "AR", "PCK@0.05", "PCK@0.1", "PCK@0.2", "EPE", "RMSE")
 
 

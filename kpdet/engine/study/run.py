@@ -1,7 +1,7 @@
 """One study run, in whatever process runs it: config from the RunSpec, resume, train, save predictions.
 
-Fair by construction: the config differs between the losses of a seed only in `loss`,
-so `fit` draws the same initial weights (apart from the final bias prior of sigmoid
+Fair by construction: the config differs between the losses of a seed only in `loss` (and in
+the loss's own `overrides`, when a study gives it some, e.g. the ordinal head), so `fit` draws the same initial weights (apart from the final bias prior of sigmoid
 losses, model.final_bias), the same data order and augmentation ((seed, epoch) alone,
 runner._seed_epoch) and runs the same step budget; the reported metrics are those of the
 last weights (metrics.json) for every loss.
@@ -95,6 +95,8 @@ def log_hparams(run: RunSpec, metrics: dict[str, float]) -> None:
     params = {"loss": run.loss.type, "dataset": run.dataset, "seed": run.seed, "label": run.loss.label}
     params.update({f"loss.{k}": v if isinstance(v, (int, float, str, bool)) else str(v)
                    for k, v in run.loss.params})
+    if run.loss.overrides:
+        params["overrides"] = " ".join(run.loss.overrides)
     logger = TensorBoardLogger(Path(run.work_dir) / "tb")
     logger.hparams(params, {f"hparam/{k}": v for k, v in metrics.items() if "/" not in k})
     logger.close()

@@ -6,7 +6,9 @@ A study file (configs/studies/*.yaml) looks like
     work_dir: work_dirs/studies/name       # runs go to work_dir/<dataset>/<loss label>/seed<s>
     overrides: [train.epochs=3]            # the budget: applied to every run
     datasets: {synthetic: []}              # name -> overrides (data.* paths)
-    losses: [{type: mse}, {type: dual_focal, alpha: 2}]
+    losses: [{type: mse}, {type: dual_focal, alpha: 2},
+             {type: squared_emd, label: emd_ordinal,                # a loss that needs other
+              overrides: [model.head=ordinal_xy, codec.type=ordinal_xy]}]  # model/codec keys
     seeds: 3                               # a count from `seed` (default 0), or a list
     baseline: mse                          # loss label the others are paired against
     metric: PCK@0.1                        # the metric the report ranks by
@@ -38,17 +40,28 @@ class StudyError(ValueError):
 
 @dataclass(frozen=True)
 class LossSpec:
-    """One loss of a study: its registry name (or alias) and parameters."""
+    """One loss of a study: its registry name (or alias), parameters, and the config overrides it needs.
+
+    `overrides` are applied to this loss's runs only, after the study's and the dataset's (for a loss
+    that needs another head or codec, or a model prior of its own); everything else stays shared.
+    """
 
     type: str
     params: tuple[tuple[str, object], ...] = ()
+    overrides: tuple[str, ...] = ()
+    name: str | None = None  # the study file's `label`, when given
 
     @property
     def label(self) -> str:
-        """Shown in tables: "mse", "dfl(alpha=2)"."""
-        if not self.params:
-            return self.type
-        return f"{self.type}(" + ",".join(f"{k}={_show(v)}" for k, v in self.params) + ")"
+        """Shown in tables: the given label, else "mse", "dfl(alpha=2)", "daf[model.final_bias=-4.6]"."""
+        if self.name:
+            return self.name
+        text = self.type
+        if self.params:
+            text += "(" + ",".join(f"{k}={_show(v)}" for k, v in self.params) + ")"
+        if self.overrides:
+            text += "[" + ",".join(self.overrides) + "]"
+        return text
 
     @property
     def folder(self) -> str:
@@ -56,14 +69,15 @@ class LossSpec:
         return re.sub(r"[^A-Za-z0-9=.+-]+", "_", self.label).strip("_")
 
     def as_dict(self) -> dict:
+        """The config's `loss` node."""
         return {"type": self.type, **dict(self.params)}
 
     def matches(self, name: str) -> bool:
-        """True when `name` is this loss's label, or its type (any alias) and this loss has no params."""
+        """True when `name` is this loss's label, or its type (any alias) and this loss has nothing else."""
         if name == self.label:
             return True
         same = name in LOSSES and LOSSES.canonical(name) == LOSSES.canonical(self.type)
-        return same and not self.params
+        return same and not self.params and not self.overrides and not self.name
 
 
 @dataclass(frozen=True)
@@ -71,7 +85,7 @@ class RunSpec:
     """One training run of a study: everything needed to rebuild its config in any process."""
 
     base: str
-    overrides: tuple[str, ...]  # study budget, then the dataset's, then the command line's
+    overrides: tuple[str, ...]  # study budget and command line, then the dataset's, then the loss's
     loss: LossSpec
     dataset: str
     seed: int
@@ -107,7 +121,7 @@ class Study:
     def runs(self) -> list[RunSpec]:
         """Seed-major order: an interrupted study has every loss at its first seeds."""
         root = Path(self.work_dir)
-        return [RunSpec(self.base, (*self.overrides, *extra), loss, name, seed,
+        return [RunSpec(self.base, (*self.overrides, *extra, *loss.overrides), loss, name, seed,
                         str(root / name / loss.folder / f"seed{seed}"))
                 for name, extra in self.datasets.items() for seed in self.seeds for loss in self.losses]
 
@@ -150,15 +164,19 @@ def _parse_one(item: str, text: str) -> LossSpec:
 
 
 def make_loss(entry, where: str) -> LossSpec:
-    """A loss from a name or a {type, **params} dict; the name must be a registered loss."""
-    entry = {"type": entry} if isinstance(entry, str) else entry
+    """A loss from a name or a {type, label?, overrides?, **params} dict; the name must be a registered loss."""
+    entry = {"type": entry} if isinstance(entry, str) else dict(entry) if isinstance(entry, dict) else entry
     if not isinstance(entry, dict) or "type" not in entry:
         raise StudyError(f"{where}: a loss must be a name or a dict with 'type', got {entry!r}")
-    name = entry["type"]
+    name = entry.pop("type")
     if name not in LOSSES:
         raise StudyError(f"{where}: unknown loss {name!r}; known: {', '.join(sorted(LOSSES.names()))}")
-    params = tuple(sorted((k, _freeze(v)) for k, v in entry.items() if k != "type"))
-    return LossSpec(name, params)
+    overrides = tuple(_strings(entry.pop("overrides", None), f"{where}.overrides"))
+    label = entry.pop("label", None)
+    if label is not None and (not isinstance(label, str) or not label.strip()):
+        raise StudyError(f"{where}.label must be a non-empty string, got {label!r}")
+    params = tuple(sorted((k, _freeze(v)) for k, v in entry.items()))
+    return LossSpec(name, params, overrides, label)
 
 
 def is_study_file(path: str | Path) -> bool:
