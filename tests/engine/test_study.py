@@ -37,7 +37,8 @@ def test_a_loss_may_carry_its_own_config_overrides_and_label(tmp_path):
     ordinal = {"type": "squared_emd", "label": "emd_ordinal",
                "overrides": ["model.head=ordinal_xy", "codec.type=ordinal_xy"]}
     prior = {"type": "daf", "overrides": ["model.final_bias=-4.6"]}
-    study = load_study(study_file(tmp_path, losses=["mse", ordinal, prior], datasets={"a": ["train.lr=0.001"]}))
+    study = load_study(study_file(tmp_path, losses=["mse", ordinal, prior],
+                                  datasets={"a": ["train.lr=0.001"]}))
     runs = {r.loss.label: r for r in study.runs() if r.seed == 5}
     assert list(runs) == ["mse", "emd_ordinal", "daf[model.final_bias=-4.6]"]
     # the study's budget, then the dataset's, then the loss's own: only that loss's runs get them

@@ -30,7 +30,7 @@ def target_column(metric: str, target: float) -> str:
 
 
 def run_row(run: RunSpec, targets: dict[str, float]) -> dict:
-    """dataset, loss label/type/params/overrides, seed, every metric, steps to each target, wall time, images/s."""
+    """dataset, loss label/type/params/overrides, seed, every metric, steps to each target, time, images/s."""
     work = Path(run.work_dir)
     row = {"dataset": run.dataset, "loss": run.loss.label, "loss_type": run.loss.type,
            "params": json.dumps(dict(run.loss.params)), "overrides": " ".join(run.loss.overrides),

@@ -164,7 +164,7 @@ def _parse_one(item: str, text: str) -> LossSpec:
 
 
 def make_loss(entry, where: str) -> LossSpec:
-    """A loss from a name or a {type, label?, overrides?, **params} dict; the name must be a registered loss."""
+    """A loss from a name or a {type, label?, overrides?, **params} dict; `type` must be a registered loss."""
     entry = {"type": entry} if isinstance(entry, str) else dict(entry) if isinstance(entry, dict) else entry
     if not isinstance(entry, dict) or "type" not in entry:
         raise StudyError(f"{where}: a loss must be a name or a dict with 'type', got {entry!r}")
