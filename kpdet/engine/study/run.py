@@ -4,8 +4,7 @@ Fair by construction: the config differs between the losses of a seed only in `l
 the loss's own `overrides`, when a study gives it some, e.g. the ordinal head), so `fit` draws
 the same initial weights (apart from the final bias prior of sigmoid losses, model.final_bias),
 the same data order and augmentation ((seed, epoch) alone, runner._seed_epoch) and runs the
-same step budget; the reported metrics are those of the
-last weights (metrics.json) for every loss.
+same step budget; the reported metrics are those of the last weights (metrics.json) for every loss.
 """
 from __future__ import annotations
 
