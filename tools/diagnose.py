@@ -2,7 +2,8 @@
 
 Trains CONFIG for N steps (nothing written but --out) and prints, every M steps, the gradient
 norm reaching the backbone, where the heatmap gradient lands (positive pixel, Gaussian
-neighbourhood, far background) and the head's output statistics (mean, spread, contrast).
+neighbourhood, far background) and the head's output statistics (mean, spread, contrast, and
+separation: a channel's score at its own keypoint minus at the other keypoints).
 See kpdet/engine/diagnose.py and docs/focal.md.
 """
 import argparse

@@ -6,8 +6,10 @@ For each recorded step (the batch of that step, before the optimizer moves):
   weighted channels: `grad_pos` (target == 1), `grad_near` (0 < target < 1, the Gaussian
   neighbourhood) and `grad_far` (target == 0, the far background);
 - the head output as scores (the loss's activation): `score_mean`, `score_spread` (std over
-  the pixels of a channel, averaged over channels) and `contrast` (score at the target's peak
-  pixel minus the mean score of the far background).
+  the pixels of a channel, averaged over channels), `contrast` (score at the target's peak
+  pixel minus the mean score of the far background) and `separation` (a channel's score at its
+  own keypoint minus its score at the other keypoints of the same instance: near 0 when every
+  channel fires on the same parts, i.e. the keypoints are found but not told apart).
 """
 from __future__ import annotations
 
@@ -43,6 +45,21 @@ def output_stats(scores: torch.Tensor, targets: torch.Tensor, weights: torch.Ten
     background = (s * far).sum(1) / far.sum(1).clamp_min(1)
     return {"score_mean": float(s.mean()), "score_spread": float(s.std(1).mean()),
             "contrast": float((peak - background).mean())}
+
+
+def channel_separation(scores: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> float:
+    """Mean over instances b and ordered pairs k != j of weighted keypoints of
+    s[b, k](peak of target[b, k]) - s[b, k](peak of target[b, j]); NaN without such a pair."""
+    b, k = scores.shape[:2]
+    peaks = targets.flatten(2).argmax(2)  # [B, K] pixel index of each keypoint's target peak
+    s = scores.flatten(2)
+    at = s.gather(2, peaks[:, None, :].expand(b, k, k))  # at[b, k, j] = s[b, k] at keypoint j's peak
+    own = at.diagonal(dim1=1, dim2=2)  # [B, K]
+    used = weights > 0
+    pair = used[:, :, None] & used[:, None, :] & ~torch.eye(k, dtype=torch.bool, device=scores.device)
+    if not pair.any():
+        return float("nan")
+    return float((own[:, :, None] - at)[pair].mean())
 
 
 def diagnose(cfg: DictConfig, steps: int, every: int = 1) -> list[dict[str, float]]:
@@ -81,6 +98,7 @@ def _step(model, c, batch: dict, grad_clip: float | None, record: bool) -> dict[
         row.update(gradient_split(logits.grad, targets, weights))
         scores = apply_activation(logits.detach().float(), c.loss_fn.activation)
         row.update(output_stats(scores, targets, weights))
+        row["separation"] = channel_separation(scores, targets, weights)
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     c.optimizer.step()

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from kpdet.engine.diagnose import gradient_split, output_stats
+from kpdet.engine.diagnose import channel_separation, gradient_split, output_stats
 from tests.conftest import data_overrides, run_tool
 
 
@@ -48,6 +48,20 @@ def test_flat_output_has_no_contrast():
     assert stats["score_spread"] == pytest.approx(0.0, abs=1e-7)
 
 
+def test_separation_compares_a_channel_at_its_own_keypoint_and_at_the_others():
+    # Three keypoints on a 1x3 map, keypoint k at pixel k; the third is unlabelled (weight 0).
+    targets = torch.eye(3).view(1, 3, 1, 3)
+    scores = torch.tensor([[0.9, 0.3, 0.5], [0.6, 0.7, 0.0], [9.0, 9.0, 9.0]]).view(1, 3, 1, 3)
+    weights = torch.tensor([[1.0, 1.0, 0.0]])
+    # pairs (0, 1): 0.9 - 0.3 = 0.6; (1, 0): 0.7 - 0.6 = 0.1; keypoint 2 takes no part -> 0.35
+    assert channel_separation(scores, targets, weights) == pytest.approx(0.35)
+    # both channels firing on keypoint 0's part: (0, 1) 0.9 - 0.1 = 0.8, (1, 0) 0.1 - 0.9 = -0.8 -> 0
+    shared = torch.tensor([[0.9, 0.1, 0.1], [0.9, 0.1, 0.1], [0.0, 0.0, 0.0]]).view(1, 3, 1, 3)
+    assert channel_separation(shared, targets, weights) == pytest.approx(0.0)
+    one_labelled = torch.tensor([[1.0, 0.0, 0.0]])  # no pair to compare
+    assert torch.isnan(torch.tensor(channel_separation(scores, targets, one_labelled)))
+
+
 def test_diagnose_tool_reports_every_step(tiny_synthetic, tmp_path):
     out = tmp_path / "rows.json"
     run_tool("tools/diagnose.py", "configs/smoke.yaml", "--steps", "3", "--every", "2", "--out", str(out),
@@ -57,3 +71,4 @@ def test_diagnose_tool_reports_every_step(tiny_synthetic, tmp_path):
     for row in rows:
         assert row["grad_pos"] + row["grad_near"] + row["grad_far"] == pytest.approx(1.0, abs=1e-5)
         assert row["grad_backbone"] > 0
+        assert -1.0 <= row["separation"] <= 1.0  # smoke.yaml: a sigmoid loss, scores in [0, 1]
