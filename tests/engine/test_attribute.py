@@ -118,3 +118,28 @@ def test_ordinal_head_trains_with_an_attribute(tiny_synthetic, tmp_path):
         "codec.type=ordinal_xy", "loss.type=squared_emd", "eval.vis_images=0", "train.max_iters_per_epoch=2"])
     metrics = fit(cfg)
     assert 0 <= metrics["attribute_MAE"] <= 3 and np.isfinite(metrics["EPE"])
+
+
+def test_shipped_config_is_focal_plus_the_attribute():
+    """Same model, loss and budget as focal.yaml; only the attribute, its data root and work_dir differ."""
+    a, b = load_config("configs/synthetic/focal_attribute.yaml"), load_config("configs/synthetic/focal.yaml")
+    assert dict(a.model.attribute) == {"field": "occlusion_bin", "classes": 4, "weight": 1.0}
+    b.model.attribute, b.work_dir = a.model.attribute, a.work_dir
+    b.data.train, b.data.val, b.data.synthetic.root = a.data.train, a.data.val, a.data.synthetic.root
+    assert a == b
+
+
+def test_the_tools_train_test_and_log_the_attribute(tiny_synthetic, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from tests.conftest import run_tool
+
+    work = tmp_path / "run"
+    run_tool("tools/train.py", "configs/synthetic/focal_attribute.yaml", f"work_dir={work}", "device=cpu",
+             "train.max_iters_per_epoch=2", "train.batch_size=8", "data.num_workers=0", "eval.vis_images=0",
+             "model.head_channels=32", "model.input_size=[64,64]", *data_overrides(tiny_synthetic))
+    assert {"attribute_MAE", "attribute_accuracy"} <= set(json.loads((work / "metrics.json").read_text()))
+    assert "val/attribute_MAE" in EventAccumulator(str(work / "tb")).Reload().Tags()["scalars"]
+    out = run_tool("tools/test.py", str(work / "config.yaml"), str(work / "best.pt"), "--out",
+                   str(tmp_path / "m.json"))
+    assert "attribute_MAE" in out and "attribute_MAE" in json.loads((tmp_path / "m.json").read_text())
