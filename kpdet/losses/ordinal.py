@@ -159,4 +159,7 @@ class WithAttributeLoss(nn.Module):
                 setattr(self, name, getattr(keypoint_loss, name))
 
     def forward(self, pred, target, weight: Tensor | None = None) -> Tensor:
+        if not (isinstance(pred, (tuple, list)) and len(pred) == 2 and pred[1].dim() == 2):
+            raise TypeError("WithAttributeLoss takes pred = (keypoint logits, attribute logits [B, C]): "
+                            "call the model with with_attribute=True")
         return self.keypoint(pred[0], target[0], weight) + self.weight * self.attribute(pred[1], target[1])
