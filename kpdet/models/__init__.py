@@ -33,6 +33,8 @@ class HeatmapModel(nn.Module):
         self.attribute = attribute
 
     def forward(self, images: torch.Tensor, with_attribute: bool = False):
+        if torch.jit.is_tracing():  # ONNX export: keypoint logits only (the TorchScript exporter
+            with_attribute = False  # passes this default in as a traced tensor, not to be read as a bool)
         features = self.backbone(images)
         keypoints = self.head(features)
         if self.attribute is None:

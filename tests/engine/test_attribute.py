@@ -143,3 +143,14 @@ def test_the_tools_train_test_and_log_the_attribute(tiny_synthetic, tmp_path):
     out = run_tool("tools/test.py", str(work / "config.yaml"), str(work / "best.pt"), "--out",
                    str(tmp_path / "m.json"))
     assert "attribute_MAE" in out and "attribute_MAE" in json.loads((tmp_path / "m.json").read_text())
+
+
+def test_onnx_export_gives_the_keypoint_logits_alone(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from kpdet.export import OnnxModel, export_onnx
+
+    torch.manual_seed(0)
+    model = build_model("resnet18", 3, head_channels=16, attribute_classes=4).eval()
+    onnx = OnnxModel(export_onnx(model, tmp_path / "m.onnx", (64, 64)))
+    images = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(onnx(images), model(images).detach(), rtol=1e-4, atol=1e-4)
