@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from kpdet.codecs import CODECS, build_codec
 from kpdet.keypoints import KeypointSpec
 from kpdet.losses import LOSSES, build_loss
-from kpdet.losses.ordinal import XYLoss
+from kpdet.losses.ordinal import WithAttributeLoss, XYLoss
 from kpdet.models import SIGMOID_PRIOR_BIAS, build_model, head_target_kind, output_stride
 
 
@@ -38,7 +38,8 @@ def head_kind(cfg: DictConfig) -> str:
 
 def build_loss_from_cfg(cfg: DictConfig):
     """The configured loss, which must suit model.head: a heatmap loss for `heatmap`; a loss over
-    bins (target_kind "ordinal") for `ordinal_xy`, summed over the x and y logits (XYLoss)."""
+    bins (target_kind "ordinal") for `ordinal_xy`, summed over the x and y logits (XYLoss).
+    With model.attribute, plus weight * squared EMD of the attribute head (WithAttributeLoss)."""
     loss = build_loss(OmegaConf.to_container(cfg.loss, resolve=True))
     kind, wanted = getattr(loss, "target_kind", "heatmap"), head_kind(cfg)
     if kind != wanted:
@@ -46,7 +47,9 @@ def build_loss_from_cfg(cfg: DictConfig):
         raise ValueError(f"loss.type={cfg.loss.type!r} takes {kind} targets, but "
                          f"model.head={cfg.model.head!r} trains with {wanted} targets; use one of: "
                          f"{', '.join(fitting)}")
-    return XYLoss(loss) if kind == "ordinal" else loss
+    loss = XYLoss(loss) if kind == "ordinal" else loss
+    attribute = cfg.model.attribute
+    return loss if attribute is None else WithAttributeLoss(loss, attribute.weight)
 
 
 def build_codec_from_cfg(cfg: DictConfig):
@@ -88,8 +91,10 @@ def build_model_from_cfg(cfg: DictConfig, num_keypoints: int, activation: str, p
     head_params = {}
     if head_kind(cfg) == "ordinal":
         head_params = {"input_size": tuple(m.input_size), "bins": build_codec_from_cfg(cfg).num_bins}
+    attribute_classes = m.attribute.classes if m.attribute is not None else None
     return build_model(m.backbone, num_keypoints, m.pretrained if pretrained else None, m.head_channels,
-                       m.num_deconv, final_bias, m.head_conv, m.head_init_std, m.head, **head_params)
+                       m.num_deconv, final_bias, m.head_conv, m.head_init_std, m.head, attribute_classes,
+                       **head_params)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -57,6 +57,13 @@ class DataConfig:
 
 
 @dataclass
+class AttributeConfig:
+    field: str = "occlusion_bin"  # annotation key holding each instance's class, an int in [0, classes)
+    classes: int = 4  # ordered classes 0..classes-1
+    weight: float = 1.0  # loss = keypoint loss + weight * squared_emd(attribute logits, class)
+
+
+@dataclass
 class ModelConfig:
     backbone: str = "resnet18"  # resnet18 | resnet34 | resnet50
     pretrained: str | None = None  # None | imagenet | path to a local weights file
@@ -67,6 +74,7 @@ class ModelConfig:
     head_conv: int = 0  # >0: a 3x3 conv with this many channels + ReLU before the last 1x1 (CenterNet)
     head_init_std: float = 0.001  # std of the normal init of the head's convolution weights
     head: str = "heatmap"  # heatmap | ordinal_xy (x/y-bin logits, SimCC): kpdet.models.HEADS
+    attribute: AttributeConfig | None = None  # a per-instance ordinal attribute head beside the keypoints
 
 
 @dataclass
@@ -167,6 +175,9 @@ def _check(cfg: DictConfig) -> None:
     for key in ("loss", "codec"):
         if "type" not in cfg[key]:
             raise ConfigError(f"{key} needs a 'type' key (for example {key}.type=...)")
+    attribute = cfg.model.attribute
+    if attribute is not None and attribute.classes < 2:
+        raise ConfigError(f"model.attribute.classes must be >= 2, got {attribute.classes}")
     if len(cfg.model.input_size) != 2:
         raise ConfigError(f"model.input_size must be [W, H], got {list(cfg.model.input_size)}")
     if any(side % 32 for side in cfg.model.input_size):

@@ -136,6 +136,35 @@ def validate_annotations(data: dict, category: dict, ann_file="") -> dict[int, s
     return bad
 
 
+def attribute_problems(data: dict, category: dict, field: str, classes: int, ann_file="") -> dict[int, str]:
+    """{annotation id: message} for non-crowd annotations of `category` with labelled keypoints
+    (those a TopDownDataset keeps) whose `field` is missing or not an integer class in [0, classes)."""
+    bad = {}
+    for ann in data["annotations"]:
+        if ann.get("category_id") != category["id"] or ann.get("iscrowd", 0):
+            continue
+        if not _has_labelled(ann):
+            continue
+        where = f"{ann_file}: annotation {ann.get('id')} (image {ann.get('image_id')})"
+        if field not in ann:
+            bad[ann.get("id")] = f"{where}: no attribute field {field!r} (model.attribute.field)"
+            continue
+        value = ann[field]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < classes:
+            bad[ann.get("id")] = (f"{where}: attribute field {field!r} = {value!r} is not an integer class "
+                                  f"in [0, {classes}) (model.attribute.classes={classes})")
+    return bad
+
+
+def _has_labelled(ann: dict) -> bool:
+    """At least one keypoint with v > 0; a malformed list counts as True (validate_annotations
+    reports it)."""
+    try:
+        return bool(np.any(np.asarray(ann["keypoints"], dtype=np.float64)[2::3] > 0))
+    except (KeyError, TypeError, ValueError):
+        return True
+
+
 def missing_images(images: list[dict], img_dir, ann_file="") -> dict[int, str]:
     """{image id: message} for images whose file does not exist (cheap check before training)."""
     bad = {}

@@ -33,6 +33,11 @@ class TopDownDataset(torch.utils.data.Dataset):
     crop comes from `bbox`, or, when an annotation has no box (landmark mode), from
     the extent of its labelled keypoints, padded like a box.
 
+    `attribute` = (field, classes): each kept annotation must hold `field`, an integer class in
+    [0, classes) (a per-instance ordinal attribute, model.attribute); a missing or bad one is an
+    invalid annotation like any other (error naming file, annotation and field, or skipped with
+    skip_invalid).
+
     Each item is a dict of tensors (see `__getitem__`). `crop_to_image` is exact for
     augmented samples too; for a flipped sample, crop keypoint k is annotation
     keypoint `spec.flip_index[k]`.
@@ -43,6 +48,7 @@ class TopDownDataset(torch.utils.data.Dataset):
         flip_prob: float = 0.5, scale_factor: float = 0.25, rotation: float = 30.0,
         rotation_prob: float = 0.6, shift_factor: float = 0.0, photometric: bool = True,
         category_id: int | None = None, flip_pairs=None, sigmas=None, skip_invalid: bool = False,
+        attribute: tuple[str, int] | None = None,
     ):
         self.ann_file, self.img_dir = str(ann_file), Path(img_dir)
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -50,6 +56,7 @@ class TopDownDataset(torch.utils.data.Dataset):
         self.aug = dict(flip_prob=flip_prob, scale_factor=scale_factor, rotation=rotation,
                         rotation_prob=rotation_prob, shift_factor=shift_factor)
         self.photometric = photometric
+        self.attribute = (str(attribute[0]), int(attribute[1])) if attribute is not None else None
         data = coco_io.read_json(ann_file)
         category = coco_io.select_category(data, category_id, self.ann_file)
         self.category_id = category["id"]
@@ -67,6 +74,11 @@ class TopDownDataset(torch.utils.data.Dataset):
     def _find_problems(self, data: dict, category: dict, skip_invalid: bool) -> dict:
         """{annotation id: message} of bad annotations; raises listing them all unless skip_invalid."""
         bad = coco_io.validate_annotations(data, category, self.ann_file)
+        if self.attribute is not None:
+            field, classes = self.attribute
+            for ann_id, message in coco_io.attribute_problems(data, category, field, classes,
+                                                              self.ann_file).items():
+                bad.setdefault(ann_id, message)
         missing = coco_io.missing_images(data["images"], self.img_dir, self.ann_file)
         for ann in data["annotations"]:
             if ann.get("image_id") in missing and ann.get("category_id") == category["id"]:
@@ -101,7 +113,8 @@ class TopDownDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """image [3, H, W] float32 (normalised RGB); keypoints [K, 2] crop px; visible [K];
         image_keypoints [K, 3] (x, y, v) image px; bbox [4] (x, y, w, h) image px;
-        crop_to_image [2, 3]; image_id, ann_id int64; area float32.
+        crop_to_image [2, 3]; image_id, ann_id int64; area float32; with `attribute` (field,
+        classes), also attribute int64: the annotation's class (flips leave it as it is).
 
         An image that cannot be read raises DatasetError; with skip_invalid the failure is
         logged and the next readable sample is returned instead (a batch needs a sample).
@@ -137,7 +150,7 @@ class TopDownDataset(torch.utils.data.Dataset):
         if params.flip:
             points = T.flip_keypoint_order(points, self.spec.flip_index)
             visible = T.flip_keypoint_order(visible, self.spec.flip_index)
-        return {
+        sample = {
             "image": torch.from_numpy(T.normalize_image(crop)),
             "keypoints": torch.from_numpy(points.astype(np.float32)),
             "visible": torch.from_numpy(visible),
@@ -148,6 +161,9 @@ class TopDownDataset(torch.utils.data.Dataset):
             "ann_id": torch.tensor(int(ann["id"]), dtype=torch.int64),
             "area": torch.tensor(float(ann.get("area") or box[2] * box[3]), dtype=torch.float32),
         }
+        if self.attribute is not None:
+            sample["attribute"] = torch.tensor(ann[self.attribute[0]], dtype=torch.int64)
+        return sample
 
     def _photometric(self, crop: np.ndarray, seed: int) -> np.ndarray:
         if self._photometric_transform is None:  # built lazily: albumentations is a heavy import
@@ -172,8 +188,10 @@ def instance_box(ann: dict, keypoints: np.ndarray) -> list[float]:
     return [cx - w / 2.0, cy - h / 2.0, w, h]
 
 
-def build_dataset(split_cfg, data_cfg, input_size, train: bool) -> TopDownDataset:
-    """TopDownDataset of one config split (`data.<split>`) with the `data` section's settings."""
+def build_dataset(split_cfg, data_cfg, input_size, train: bool,
+                  attribute: tuple[str, int] | None = None) -> TopDownDataset:
+    """TopDownDataset of one config split (`data.<split>`) with the `data` section's settings;
+    `attribute`: (annotation field, classes) of a per-instance class to read, or None."""
     aug = data_cfg.aug
     flip_pairs = [list(pair) for pair in data_cfg.flip_pairs] if data_cfg.flip_pairs else None
     sigmas = list(data_cfg.oks_sigmas) if data_cfg.oks_sigmas else None
@@ -182,5 +200,5 @@ def build_dataset(split_cfg, data_cfg, input_size, train: bool) -> TopDownDatase
         bbox_padding=data_cfg.bbox_padding, flip_prob=aug.flip_prob, scale_factor=aug.scale_factor,
         rotation=aug.rotation, rotation_prob=aug.rotation_prob, shift_factor=aug.shift_factor,
         photometric=aug.photometric, category_id=data_cfg.category_id, flip_pairs=flip_pairs,
-        sigmas=sigmas, skip_invalid=data_cfg.skip_invalid,
+        sigmas=sigmas, skip_invalid=data_cfg.skip_invalid, attribute=attribute,
     )

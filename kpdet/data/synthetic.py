@@ -12,12 +12,17 @@ Conventions (COCO):
   v=0 outside the image, stored as (0, 0, 0);
 - bbox [x, y, w, h] is the extent of the figure's drawn pixels (occluded parts included),
   clipped to the image; area is its pixel count.
+- occlusion_bin (a per-instance ordinal attribute, for model.attribute): how many of the 17
+  keypoints are not visible (v < 2: hidden or outside the image), binned 0 | 1-2 | 3-5 | 6+
+  -> class 0 | 1 | 2 | 3 (`occlusion_bin`). It is computed from v alone, draws no random
+  number, so the images and keypoints are those of a generator without it.
 
 Every image comes from its own seed derived from (seed, split, index), so the output does not
 depend on the number of worker processes.
 """
 from __future__ import annotations
 
+import bisect
 import colorsys
 import json
 import math
@@ -36,6 +41,7 @@ _SPLIT_ID = {"train": 0, "val": 1, "test": 2}
 _SHIFT = 4  # cv2 fixed-point bits: coordinates are drawn with 1/16 px precision
 _ONE = 1 << _SHIFT
 _OCCLUDER_ID = 255  # label of foreground objects in the owner map
+OCCLUSION_BIN_EDGES = (1, 3, 6)  # not-visible keypoint counts where classes 1, 2, 3 start
 
 # Keypoint indices (COCO order).
 (NOSE, L_EYE, R_EYE, L_EAR, R_EAR, L_SH, R_SH, L_EL, R_EL,
@@ -497,7 +503,12 @@ def _annotation(kp: np.ndarray, mask: np.ndarray, owner: np.ndarray, fid: int, f
     bx, by, bw, bh = cv2.boundingRect(mask)
     return {"category_id": 1, "keypoints": out, "num_keypoints": sum(v > 0 for v in out[2::3]),
             "bbox": [float(bx), float(by), float(bw), float(bh)], "area": float(cv2.countNonZero(mask)),
-            "iscrowd": 0}
+            "iscrowd": 0, "occlusion_bin": occlusion_bin(sum(v < 2 for v in out[2::3]))}
+
+
+def occlusion_bin(not_visible: int) -> int:
+    """Class of a figure with `not_visible` keypoints of v < 2: 0 | 1-2 | 3-5 | 6+ -> 0 | 1 | 2 | 3."""
+    return bisect.bisect_right(OCCLUSION_BIN_EDGES, not_visible)
 
 
 def render_image(seed, away_fraction: float = 0.05) -> tuple[np.ndarray, list[dict]]:

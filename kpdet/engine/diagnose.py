@@ -64,7 +64,8 @@ def channel_separation(scores: torch.Tensor, targets: torch.Tensor, weights: tor
 
 def diagnose(cfg: DictConfig, steps: int, every: int = 1) -> list[dict[str, float]]:
     """Train `steps` optimizer steps per `cfg` (no validation, nothing written) and return the
-    statistics of steps 0, every, 2 * every, ... (step 0 = the initialisation)."""
+    statistics of steps 0, every, 2 * every, ... (step 0 = the initialisation). With
+    model.attribute, the steps train the keypoint loss alone (the statistics are the heatmaps')."""
     seed_everything(cfg.seed)
     c = build_components(cfg)
     model, options = distributed.unwrap(c.model), step_options(cfg)
@@ -89,7 +90,7 @@ def _step(model, c, batch: dict, grad_clip: float | None, record: bool) -> dict[
     targets, weights = encode_targets(c.codec, batch, c.device)
     logits = model(images)
     logits.retain_grad()
-    loss = c.loss_fn(logits, targets, weights)
+    loss = getattr(c.loss_fn, "keypoint", c.loss_fn)(logits, targets, weights)  # model.attribute: left out
     loss.backward()
     row = {"loss": float(loss.detach())}
     if record:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from kpdet.losses.ordinal import WithAttributeLoss
+
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -106,7 +108,11 @@ def _forward_backward(model, loss_fn, codec, batch, scaler, device, options: Ste
     if getattr(loss_fn, "mode", None) == "multiclass":
         weights = None  # softmax over keypoints: per-channel weights are undefined (CONTRACT.md)
     with autocast(device, options.amp):
-        loss = loss_fn(model(images), targets, weights)
+        if isinstance(loss_fn, WithAttributeLoss):  # model.attribute: the per-instance class too
+            classes = batch["attribute"].to(device, non_blocking=True)
+            loss = loss_fn(model(images, with_attribute=True), (targets, classes), weights)
+        else:
+            loss = loss_fn(model(images), targets, weights)
     scaler.scale(loss / options.accumulate).backward()
     return loss.detach()
 

@@ -134,3 +134,32 @@ class XYLoss(nn.Module):
 
     def forward(self, pred, target, weight: Tensor | None = None) -> Tensor:
         return self.loss(pred[0], target[0], weight) + self.loss(pred[1], target[1], weight)
+
+
+class WithAttributeLoss(nn.Module):
+    """The keypoint loss plus a weighted squared EMD over a per-instance ordinal attribute:
+
+        L = keypoint_loss(kp_pred, kp_target, w) + weight * (1/B) sum_b sum_c (CDF(softmax(a_b))_c
+                                                                            - CDF(onehot(t_b))_c)^2
+
+    pred = (keypoint logits, attribute logits a [B, C]); target = (keypoint targets, classes t [B]
+    long, in 0..C-1); w: the keypoint weights, as the keypoint loss takes them. weight = 0 leaves
+    the keypoint loss as it is. `activation` (and `mode`, `target_kind`, `target_form` when
+    the keypoint loss has them) are the keypoint loss's: inference is unchanged.
+    """
+
+    def __init__(self, keypoint_loss: nn.Module, weight: float = 1.0):
+        super().__init__()
+        self.keypoint = keypoint_loss
+        self.attribute = SquaredEMDLoss()
+        self.weight = float(weight)
+        self.activation = keypoint_loss.activation
+        for name in ("mode", "target_kind", "target_form"):
+            if hasattr(keypoint_loss, name):
+                setattr(self, name, getattr(keypoint_loss, name))
+
+    def forward(self, pred, target, weight: Tensor | None = None) -> Tensor:
+        if not (isinstance(pred, (tuple, list)) and len(pred) == 2 and pred[1].dim() == 2):
+            raise TypeError("WithAttributeLoss takes pred = (keypoint logits, attribute logits [B, C]): "
+                            "call the model with with_attribute=True")
+        return self.keypoint(pred[0], target[0], weight) + self.weight * self.attribute(pred[1], target[1])

@@ -5,39 +5,60 @@ import torch
 from torch import nn
 
 from kpdet.models import ordinal_head  # noqa: F401  (registers the ordinal_xy head)
+from kpdet.models.attribute_head import AttributeHead
 from kpdet.models.backbones import ResNetBackbone
 from kpdet.models.heads import HEADS, DeconvHead
 
 SIGMOID_PRIOR_BIAS = -2.19  # -log((1 - 0.1) / 0.1): initial sigmoid output 0.1 (CenterNet)
 
-__all__ = ["HEADS", "DeconvHead", "HeatmapModel", "SIGMOID_PRIOR_BIAS", "build_model", "head_target_kind",
-           "output_stride"]
+__all__ = ["HEADS", "AttributeHead", "DeconvHead", "HeatmapModel", "SIGMOID_PRIOR_BIAS", "build_model",
+           "head_target_kind", "output_stride"]
 
 
 class HeatmapModel(nn.Module):
     """[B, 3, H, W] image -> the head's logits: [B, K, H/4, W/4] heatmaps (heatmap head, 3 deconvolutions)
-    or ([B, K, N_x], [B, K, N_y]) bins (ordinal_xy head)."""
+    or ([B, K, N_x], [B, K, N_y]) bins (ordinal_xy head).
 
-    def __init__(self, backbone: nn.Module, head: nn.Module):
+    With an `attribute` head (AttributeHead, model.attribute) the same trunk features also give
+    class logits [B, classes] per crop; `forward(images, with_attribute=True)` returns
+    (keypoint logits, attribute logits), the plain call still the keypoint logits alone, so
+    predictors, export and panels see the same outputs with or without it. Without an attribute
+    head the module (and its state dict) is exactly the keypoint model.
+    """
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, attribute: nn.Module | None = None):
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.attribute = attribute
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(images))
+    def forward(self, images: torch.Tensor, with_attribute: bool = False):
+        if torch.jit.is_tracing():  # ONNX export: keypoint logits only (the TorchScript exporter
+            with_attribute = False  # passes this default in as a traced tensor, not to be read as a bool)
+        features = self.backbone(images)
+        keypoints = self.head(features)
+        if self.attribute is None:
+            if with_attribute:
+                raise ValueError("with_attribute=True, but the model has no attribute head (model.attribute)")
+            return keypoints
+        # run on every call (a pool and a linear layer) so that evaluation can read it with a hook
+        attribute = self.attribute(features)
+        return (keypoints, attribute) if with_attribute else keypoints
 
 
 def build_model(backbone: str, num_keypoints: int, pretrained: str | None = None,
                 head_channels: int = 256, num_deconv: int = 3, final_bias: float = 0.0,
                 head_conv: int = 0, init_std: float = 0.001, head: str = "heatmap",
-                **head_params) -> HeatmapModel:
+                attribute_classes: int | None = None, **head_params) -> HeatmapModel:
     """ResNet trunk + the head named `head` (HEADS; "heatmap" = SimpleBaseline's DeconvHead).
     `final_bias`, `head_conv`, `init_std`: see DeconvHead; `head_params`: the head's own
-    (ordinal_xy: input_size, bins)."""
+    (ordinal_xy: input_size, bins). `attribute_classes`: add an AttributeHead with that many
+    classes (None: none)."""
     trunk = ResNetBackbone(backbone, pretrained)
     head_module = HEADS.get(head)(trunk.out_channels, num_keypoints, head_channels, num_deconv, final_bias,
                                   head_conv, init_std, **head_params)
-    return HeatmapModel(trunk, head_module)
+    attribute = AttributeHead(trunk.out_channels, attribute_classes) if attribute_classes else None
+    return HeatmapModel(trunk, head_module, attribute)
 
 
 def head_target_kind(head: str) -> str:
