@@ -5,6 +5,7 @@ checkpoint without the training engine; `engine/builders.py` re-exports these.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from kpdet.codecs import CODECS, build_codec
 from kpdet.keypoints import KeypointSpec
 from kpdet.losses import LOSSES, build_loss
 from kpdet.losses.ordinal import WithAttributeLoss, XYLoss
-from kpdet.models import SIGMOID_PRIOR_BIAS, build_model, head_target_kind, output_stride
+from kpdet.models import build_model, head_target_kind, output_stride
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -81,13 +82,18 @@ def _focal_codec_params(cfg: DictConfig) -> dict:
     return {"one_positive": True} if LOSSES.canonical(cfg.loss.type) == "distance_aware_focal" else {}
 
 
+def prior_bias(prior: float) -> float:
+    """Final bias whose sigmoid is `prior`: -log((1 - prior) / prior) (0.1 -> -2.197, 0.01 -> -4.595)."""
+    return -math.log((1.0 - prior) / prior)
+
+
 def build_model_from_cfg(cfg: DictConfig, num_keypoints: int, activation: str, pretrained: bool = True):
     """The configured network; pretrained=False skips `model.pretrained` (weights come from a checkpoint).
     The ordinal_xy head gets its bins from the codec."""
     m = cfg.model
     final_bias = m.final_bias
     if final_bias is None:
-        final_bias = SIGMOID_PRIOR_BIAS if activation == "sigmoid" else 0.0
+        final_bias = prior_bias(LOSSES.get(cfg.loss.type).prior) if activation == "sigmoid" else 0.0
     head_params = {}
     if head_kind(cfg) == "ordinal":
         head_params = {"input_size": tuple(m.input_size), "bins": build_codec_from_cfg(cfg).num_bins}

@@ -70,7 +70,7 @@ class ModelConfig:
     input_size: list[int] = field(default_factory=lambda: [192, 256])  # [W, H] network input
     head_channels: int = 256  # SimpleBaseline deconvolution width
     num_deconv: int = 3  # each doubles the resolution: stride 32 -> 4
-    final_bias: float | None = None  # last conv bias at init; None: -2.19 (p = 0.1) if sigmoid, else 0
+    final_bias: float | None = None  # last conv bias at init; None: logit(loss prior) if sigmoid, else 0
     head_conv: int = 0  # >0: a 3x3 conv with this many channels + ReLU before the last 1x1 (CenterNet)
     head_init_std: float = 0.001  # std of the normal init of the head's convolution weights
     head: str = "heatmap"  # heatmap | ordinal_xy (x/y-bin logits, SimCC): kpdet.models.HEADS

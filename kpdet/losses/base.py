@@ -64,11 +64,14 @@ class Loss(nn.Module):
 
     Subclasses set `activation` and implement `compute(pred, target, weight)`.
     `target_kind`: "heatmap" (pred and target [B, K, H, W]: usable by the heatmap
-    trainer) or "ordinal" (logits over a trailing bins axis).
+    trainer) or "ordinal" (logits over a trailing bins axis). `prior`: for sigmoid
+    losses, the score the network starts at (the final bias is logit(prior) unless
+    `model.final_bias` is set; RetinaNet's pi, CenterNet's 0.1).
     """
 
     activation: str = "sigmoid"
     target_kind: str = "heatmap"
+    prior: float = 0.1
 
     def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
         # Under CUDA autocast the head output is bf16/fp16; logs and sums of

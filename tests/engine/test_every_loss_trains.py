@@ -4,10 +4,11 @@ remembering to add it here."""
 import pytest
 import torch
 
+from kpdet.build import prior_bias
 from kpdet.codecs import build_codec
 from kpdet.data import TopDownDataset
 from kpdet.losses import build_loss, list_losses
-from kpdet.models import SIGMOID_PRIOR_BIAS, build_model
+from kpdet.models import build_model
 from kpdet.predict import HeatmapPredictor
 
 HEATMAP_LOSSES = [n for n in list_losses() if build_loss(n).target_kind == "heatmap"]
@@ -38,7 +39,7 @@ def test_loss_falls_and_pck_rises(name, crops):
     loss_fn = build_loss(name)
     codec = build_codec({"type": "msra", "sigma": 1.0}, input_size=SIZE, heatmap_size=(16, 16),
                         one_positive=name == "distance_aware_focal")
-    bias = SIGMOID_PRIOR_BIAS if loss_fn.activation == "sigmoid" else 0.0
+    bias = prior_bias(loss_fn.prior) if loss_fn.activation == "sigmoid" else 0.0  # as build_model_from_cfg
     model = build_model("resnet18", 17, head_channels=32, final_bias=bias)
     predictor = HeatmapPredictor(model, codec, loss_fn.activation)
     targets, weights = codec.encode(crops["keypoints"], crops["visible"])

@@ -41,13 +41,15 @@ def test_every_loss_of_a_seed_starts_from_the_same_weights_and_batches(tiny_synt
     focal_w, _ = first_epoch(tiny_synthetic, tmp_path, "focal", 0, monkeypatch)
     other_w, other_b = first_epoch(tiny_synthetic, tmp_path, "mse", 1, monkeypatch)
     (bias,) = [k for k in daf_w if k.endswith("final.bias")]
-    # Only the final bias prior differs: -2.19 (sigmoid 0.1, model.final_bias) for sigmoid losses, 0 for mse.
+    # Only the final bias differs: logit of the loss's prior (model.final_bias: null): daf's p = 0.01
+    # (-log 99 = -4.595), the segmentation focal's 0.1 (-log 9 = -2.197), 0 for mse's linear output.
     for key in daf_w:
         if key != bias:
             torch.testing.assert_close(daf_w[key], mse_w[key], rtol=0, atol=0, msg=key)
-    torch.testing.assert_close(daf_w[bias], torch.full_like(daf_w[bias], -2.19))
+            assert torch.equal(daf_w[key], focal_w[key]), key
+    torch.testing.assert_close(daf_w[bias], torch.full_like(daf_w[bias], -4.5951), atol=1e-4, rtol=0)
+    torch.testing.assert_close(focal_w[bias], torch.full_like(focal_w[bias], -2.1972), atol=1e-4, rtol=0)
     assert torch.all(mse_w[bias] == 0)
-    assert all(torch.equal(daf_w[k], focal_w[k]) for k in daf_w)  # two sigmoid losses: bit-identical
     for key in ("image", "keypoints", "visible", "ann_id"):  # same order, same augmentation
         assert torch.equal(daf_b[key], mse_b[key]), key
     # another seed: other weights and another order (the test would pass vacuously otherwise)
