@@ -1,8 +1,10 @@
 """Fused elementwise losses: value and hand-written gradient in one chunked forward pass.
 
-For a multilabel pixelwise loss L = mean_{b,c,h,w} w[b,c] v(x, y), `fused_mean(x, y, w, fn)`
-calls `fn(x_chunk, y_chunk) -> (v, dv/dx)` under no_grad on chunks that fit in cache and
-saves only the gradient (peak extra memory ~2x pred, instead of one saved tensor per op).
+`chunked_rows` is the one loop: it walks [B*C, H*W] rows in chunks that fit in cache and lets
+each loss write its gradient there, so only the gradient is saved (peak extra memory ~2x
+pred, instead of one saved tensor per op). For a multilabel pixelwise loss
+L = mean_{b,c,h,w} w[b,c] v(x, y), `fused_mean(x, y, w, fn)` needs only
+`fn(x_chunk, y_chunk) -> (v, dv/dx)`; the focal heatmap losses pass their own chunk functions.
 """
 from __future__ import annotations
 
@@ -14,6 +16,22 @@ from torch import Tensor
 CHUNK = 1 << 18  # elements per chunk: temporaries stay in cache, few Python round trips
 
 ValueGrad = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+# (x rows, y rows, w rows [rows, 1], gradient rows to fill) -> the chunk's weighted loss sum
+ChunkFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+
+
+def chunked_rows(x: Tensor, y: Tensor, w: Tensor, chunk_fn: ChunkFn) -> tuple[Tensor, Tensor]:
+    """x, y [B, C, ...], w [B, C] -> (sum over chunks of chunk_fn, gradient [B*C, H*W] it wrote)."""
+    hw = x[0, 0].numel()
+    rows_x, rows_y, rows_w = x.reshape(-1, hw), y.reshape(-1, hw), w.reshape(-1, 1)
+    grad = torch.empty_like(rows_x)
+    total = x.new_zeros(())
+    # chunks only help a CPU cache; on a GPU one pass over the whole tensor is best
+    step = max(1, CHUNK // hw) if x.device.type == "cpu" else rows_x.shape[0]
+    for i in range(0, rows_x.shape[0], step):
+        sl = slice(i, i + step)
+        total += chunk_fn(rows_x[sl], rows_y[sl], rows_w[sl], grad[sl])
+    return total, grad
 
 
 def sigmoid_parts(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -28,17 +46,12 @@ def sigmoid_parts(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 class _FusedMean(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, y: Tensor, w: Tensor, fn: ValueGrad) -> Tensor:
-        hw = x[0, 0].numel()
-        rows_x, rows_y, rows_w = x.reshape(-1, hw), y.reshape(-1, hw), w.reshape(-1, 1)
-        grad = torch.empty_like(rows_x)
-        total = x.new_zeros(())
-        # chunks only help a CPU cache; on a GPU one pass over the whole tensor is best
-        step = max(1, CHUNK // hw) if x.device.type == "cpu" else rows_x.shape[0]
-        for i in range(0, rows_x.shape[0], step):
-            sl = slice(i, i + step)
-            v, g = fn(rows_x[sl], rows_y[sl])
-            total += (v.sum(1, keepdim=True) * rows_w[sl]).sum()
-            torch.mul(g, rows_w[sl], out=grad[sl])
+        def chunk(xs: Tensor, ys: Tensor, ws: Tensor, grad: Tensor) -> Tensor:
+            v, g = fn(xs, ys)
+            torch.mul(g, ws, out=grad)
+            return (v.sum(1, keepdim=True) * ws).sum()
+
+        total, grad = chunked_rows(x, y, w, chunk)
         ctx.save_for_backward(grad)
         ctx.scale, ctx.shape = 1.0 / x.numel(), x.shape
         return total * ctx.scale

@@ -5,11 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from kpdet.losses._fused import chunked_rows
 from kpdet.losses.base import Loss, check_dense, register_loss
-
-# Elements per chunk of the fused focal pass: the few temporaries of one chunk stay in
-# cache, and a few dozen chunks keep the Python overhead small.
-_CHUNK = 1 << 18
 
 
 def _pow_(x: Tensor, k: float) -> Tensor:
@@ -75,22 +72,20 @@ class _DistanceAwareFocal(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, y: Tensor, w: Tensor, alpha: float, beta: float) -> Tensor:
-        hw = x[0, 0].numel()
-        rows_x, rows_y, rows_w = x.reshape(-1, hw), y.reshape(-1, hw), w.reshape(-1, 1)
-        grad = torch.empty_like(rows_x)
-        total, n_pos = x.new_zeros(()), x.new_zeros(())
-        # chunks only help a CPU cache; on a GPU one pass over the whole tensor is best
-        step = max(1, _CHUNK // hw) if x.device.type == "cpu" else rows_x.shape[0]
-        for i in range(0, rows_x.shape[0], step):
-            sl = slice(i, i + step)
-            total += _negative_chunk(rows_x[sl], rows_y[sl], rows_w[sl], alpha, beta, grad[sl])
+        n_pos = x.new_zeros(())
+
+        def chunk(xs: Tensor, ys: Tensor, ws: Tensor, grad: Tensor) -> Tensor:
+            nonlocal n_pos
+            total = _negative_chunk(xs, ys, ws, alpha, beta, grad)
             # positives (about one per channel) are found while the chunk is in cache
-            pos = (rows_y[sl] == 1).view(-1).nonzero().squeeze(1)
-            w_pos = rows_w[sl].view(-1)[pos // hw]
-            pos_total, pos_grad = _positive_terms(rows_x[sl].reshape(-1)[pos], w_pos, alpha)
-            grad[sl].view(-1)[pos] = pos_grad
-            total += pos_total
-            n_pos += w_pos.sum()
+            pos = (ys == 1).view(-1).nonzero().squeeze(1)
+            w_pos = ws.view(-1)[pos // ys.shape[1]]
+            pos_total, pos_grad = _positive_terms(xs.reshape(-1)[pos], w_pos, alpha)
+            grad.view(-1)[pos] = pos_grad
+            n_pos = n_pos + w_pos.sum()
+            return total + pos_total
+
+        total, grad = chunked_rows(x, y, w, chunk)
         ctx.save_for_backward(grad)
         ctx.scale, ctx.shape = 1.0 / n_pos.clamp_min(1.0), x.shape
         return total * ctx.scale
@@ -169,15 +164,8 @@ class _QualityFocal(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, y: Tensor, w: Tensor, beta: float) -> Tensor:
-        hw = x[0, 0].numel()
-        rows_x, rows_y, rows_w = x.reshape(-1, hw), y.reshape(-1, hw), w.reshape(-1, 1)
-        grad = torch.empty_like(rows_x)
-        total = x.new_zeros(())
-        step = max(1, _CHUNK // hw) if x.device.type == "cpu" else rows_x.shape[0]
-        for i in range(0, rows_x.shape[0], step):
-            sl = slice(i, i + step)
-            total += _qfl_chunk(rows_x[sl], rows_y[sl], rows_w[sl], beta, grad[sl])
-        n_pos = (w * (rows_y.amax(1).view(w.shape) > 0)).sum()  # keypoints: channels with a target
+        total, grad = chunked_rows(x, y, w, lambda xs, ys, ws, g: _qfl_chunk(xs, ys, ws, beta, g))
+        n_pos = (w * (y.flatten(2).amax(2) > 0)).sum()  # keypoints: channels with a target
         ctx.save_for_backward(grad)
         ctx.scale, ctx.shape = 1.0 / n_pos.clamp_min(1.0), x.shape
         return total * ctx.scale

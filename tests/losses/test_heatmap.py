@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from kpdet.losses import build_loss, heatmap
+from kpdet.losses import _fused, build_loss
 
 
 def daf_loop(pred, target, weight=None, alpha=2.0, beta=4.0):
@@ -81,7 +81,7 @@ def test_daf_chunking_does_not_change_result(monkeypatch):
     loss = build_loss("daf")
     v1 = loss(pred, target)
     (g1,) = torch.autograd.grad(v1, pred)
-    monkeypatch.setattr(heatmap, "_CHUNK", 50)  # 50 // 42 = 1 row per chunk: 12 chunks
+    monkeypatch.setattr(_fused, "CHUNK", 50)  # 50 // 42 = 1 row per chunk: 12 chunks
     v2 = loss(pred, target)
     (g2,) = torch.autograd.grad(v2, pred)
     assert torch.allclose(v1, v2, rtol=1e-14) and torch.allclose(g1, g2, rtol=1e-14)
