@@ -243,23 +243,15 @@ def test_history_keeps_the_last_entry_of_a_repeated_step(tmp_path):
     assert read_history(tmp_path) == [{"step": 2, "EPE": 9}, {"step": 4, "EPE": 6}]
 
 
-def test_shipped_study_runs_every_heatmap_loss_of_the_contract_and_the_ordinal_head_on_three_seeds():
+def test_shipped_study_runs_every_heatmap_loss_of_the_contract_on_three_seeds():
     from kpdet.config import load_config
     from kpdet.losses import LOSSES
 
     study = load_study("configs/studies/synthetic_all_losses.yaml")
     contract = {"distance_aware_focal", "mse", "ce", "wce", "dce", "focal", "dual_focal", "dice",
                 "generalized_dice", "pointwise_exponential"}
-    heatmap = [loss for loss in study.losses if not loss.overrides]
-    assert {LOSSES.canonical(loss.type) for loss in heatmap} == contract
-    ordinal = {loss.label: loss for loss in study.losses if loss.overrides}
-    assert {name: loss.type for name, loss in ordinal.items()} == {"emd_ordinal": "squared_emd",
-                                                                    "ce_ordinal": "bin_ce"}
-    assert study.seeds == [0, 1, 2] and study.baseline_label() == "mse" and len(study.runs()) == 36
-    emd = next(run for run in study.runs() if run.loss.label == "emd_ordinal")
-    emd_cfg = load_config(study.base, list(emd.overrides))
-    shipped = load_config("configs/synthetic/emd_ordinal.yaml")  # the head and codec of the shipped config
-    assert (emd_cfg.model.head, dict(emd_cfg.codec)) == (shipped.model.head, dict(shipped.codec))
+    assert {LOSSES.canonical(loss.type) for loss in study.losses} == contract
+    assert study.seeds == [0, 1, 2] and study.baseline_label() == "mse" and len(study.runs()) == 30
     cfg = load_config(study.base, study.overrides)  # every budget key exists in the schema
     assert (cfg.train.max_iters_per_epoch, cfg.train.val_every_steps) == (64, 16)
 
