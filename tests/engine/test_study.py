@@ -256,6 +256,23 @@ def test_shipped_study_runs_every_heatmap_loss_of_the_contract_on_three_seeds():
     assert (cfg.train.max_iters_per_epoch, cfg.train.val_every_steps) == (64, 16)
 
 
+def test_ordinal_study_shares_the_all_losses_runs_and_trains_the_shipped_ordinal_head():
+    from kpdet.config import load_config
+
+    everything, ordinal = (load_study(f"configs/studies/{name}.yaml") for name in ("synthetic_all_losses",
+                                                                                  "synthetic_ordinal"))
+    shared = {r.name: r for r in everything.runs()}
+    for run in ordinal.runs():
+        if run.name in shared:  # mse and daf: the very same run (folder and config), trained once
+            twin = shared[run.name]
+            assert (run.work_dir, run.overrides, run.base) == (twin.work_dir, twin.overrides, twin.base)
+    assert sum(r.name not in shared for r in ordinal.runs()) == 6  # 2 ordinal losses x 3 seeds
+    emd = next(run for run in ordinal.runs() if run.loss.label == "emd_ordinal")
+    emd_cfg = load_config(ordinal.base, list(emd.overrides))
+    shipped = load_config("configs/synthetic/emd_ordinal.yaml")  # the shipped head and codec
+    assert (emd_cfg.model.head, dict(emd_cfg.codec)) == (shipped.model.head, dict(shipped.codec))
+
+
 def test_a_run_folder_written_under_another_config_is_not_reused(tmp_path):
     from kpdet.config import save_config
     from kpdet.engine.study.run import check_same_config, run_config
