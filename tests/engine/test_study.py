@@ -273,6 +273,20 @@ def test_ordinal_study_shares_the_all_losses_runs_and_trains_the_shipped_ordinal
     assert (emd_cfg.model.head, dict(emd_cfg.codec)) == (shipped.model.head, dict(shipped.codec))
 
 
+@pytest.mark.parametrize("name, base, steps", [("openfield_focal_vs_mse", "configs/openfield/focal.yaml", 80),
+                                              ("synthetic_focal_vs_mse", "configs/synthetic/focal.yaml", 1)])
+def test_focal_studies_train_the_shipped_focal_config_against_mse_at_its_own_budget(name, base, steps):
+    from kpdet.config import load_config
+
+    study = load_study(f"configs/studies/{name}.yaml")
+    assert study.base == base and study.seeds == [0, 1, 2] and study.baseline_label() == "mse"
+    assert [loss.as_dict() for loss in study.losses] == [{"type": "mse"}, {"type": "distance_aware_focal"}]
+    cfg = load_config(study.base, study.overrides)
+    shipped = load_config(base)
+    assert cfg.train.epochs == shipped.train.epochs == steps  # the shipped budget, not a shorter one
+    assert cfg.model.final_bias is None  # daf trains with its own prior (the recipe)
+
+
 def test_a_run_folder_written_under_another_config_is_not_reused(tmp_path):
     from kpdet.config import save_config
     from kpdet.engine.study.run import check_same_config, run_config
