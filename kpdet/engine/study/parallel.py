@@ -23,12 +23,13 @@ def pending(runs: list[RunSpec]) -> list[RunSpec]:
 def plan_workers(parallel: Parallel, gpus: int, cores: int) -> tuple[int, int, list[str | None]]:
     """(workers, torch threads per worker, device of each worker).
 
-    With GPUs: one run per GPU (CUDA_VISIBLE_DEVICES=i), unless `workers` says fewer.
+    With GPUs: one run per GPU (CUDA_VISIBLE_DEVICES=i) by default; `workers` above the number of
+    GPUs shares them round-robin (small models leave a large GPU mostly idle, data loading bounds them).
     On the CPU: `workers` runs (default 1), the cores split evenly between them.
     """
     if gpus > 0:
-        workers = min(parallel.workers or gpus, gpus)
-        devices = [str(i) for i in range(workers)]
+        workers = parallel.workers or gpus
+        devices = [str(i % gpus) for i in range(workers)]
     else:
         workers, devices = parallel.workers or 1, [None] * (parallel.workers or 1)
     threads = parallel.threads or max(1, cores // workers)
