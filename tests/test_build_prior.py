@@ -16,11 +16,11 @@ def test_prior_bias_is_the_logit_of_the_prior():
 
 
 @pytest.mark.parametrize("loss, overrides, bias", [
-    ("distance_aware_focal", [], -math.log(99)),  # daf's own prior, p = 0.01
-    ("quality_focal", [], -math.log(9)),  # other sigmoid losses keep CenterNet's p = 0.1
+    ("distance_aware_focal", [], -math.log(9)),  # CenterNet's p = 0.1 (docs/focal.md: why not 0.01)
+    ("quality_focal", [], -math.log(9)),
     ("focal", [], -math.log(9)),
     ("mse", [], 0.0),  # linear output
-    ("distance_aware_focal", ["model.final_bias=-2.19"], -2.19),  # an explicit value wins
+    ("distance_aware_focal", ["model.final_bias=-4.6"], -4.6),  # an explicit value wins
 ])
 def test_null_final_bias_takes_the_loss_prior(loss, overrides, bias):
     cfg = load_config("configs/smoke.yaml", [f"loss.type={loss}", "model.head_channels=8", *overrides])

@@ -1,14 +1,14 @@
 """Regression test for focal's slow start (docs/focal.md): a short run of the openfield focal
 recipe must not leave the output spatially flat.
 
-Measured with tools/diagnose.py on configs/openfield/focal.yaml (daf, its prior p = 0.01;
-`--steps 27 --every 26 seed=S data.num_workers=0`), seeds 0, 1, 2: at initialisation the
-contrast (score at the keypoint pixel minus the mean far-background score) is 0.0000 and the
-spread over pixels 0.0001; after 26 steps the contrast is 0.074, 0.030, 0.083 and the spread
-0.033, 0.018, 0.038. The thresholds are half the smallest measured value: an output that
-stays flat (the failure mode CenterNet #670 reports as heatmaps collapsing to the floor)
-fails them by two orders of magnitude. (With the former p = 0.1 prior: contrast 0.041-0.045,
-spread 0.027-0.030.)
+Measured with tools/diagnose.py on configs/openfield/focal.yaml (`--steps 27 --every 26
+seed=S data.num_workers=0`), seeds 0, 1, 2: at initialisation the contrast (score at the
+keypoint pixel minus the mean far-background score) is 0.0000 and the spread over pixels
+0.0001; after 26 steps, with the prior p = 0.1 (the default), the contrast is 0.041-0.045 and
+the spread 0.027-0.030; with p = 0.01 (`model.final_bias=-4.6`) 0.030-0.083 and 0.018-0.038.
+The thresholds are half the smallest value measured under either prior: an output that stays
+flat (the failure mode CenterNet #670 reports as heatmaps collapsing to the floor) fails them
+by two orders of magnitude.
 """
 import pytest
 

@@ -41,13 +41,13 @@ def test_every_loss_of_a_seed_starts_from_the_same_weights_and_batches(tiny_synt
     focal_w, _ = first_epoch(tiny_synthetic, tmp_path, "focal", 0, monkeypatch)
     other_w, other_b = first_epoch(tiny_synthetic, tmp_path, "mse", 1, monkeypatch)
     (bias,) = [k for k in daf_w if k.endswith("final.bias")]
-    # Only the final bias differs: logit of the loss's prior (model.final_bias: null): daf's p = 0.01
-    # (-log 99 = -4.595), the segmentation focal's 0.1 (-log 9 = -2.197), 0 for mse's linear output.
+    # Only the final bias differs: logit of the loss's prior (model.final_bias: null), p = 0.1 for the
+    # sigmoid losses (-log 9 = -2.197), 0 for mse's linear output.
     for key in daf_w:
         if key != bias:
             torch.testing.assert_close(daf_w[key], mse_w[key], rtol=0, atol=0, msg=key)
             assert torch.equal(daf_w[key], focal_w[key]), key
-    torch.testing.assert_close(daf_w[bias], torch.full_like(daf_w[bias], -4.5951), atol=1e-4, rtol=0)
+    torch.testing.assert_close(daf_w[bias], torch.full_like(daf_w[bias], -2.1972), atol=1e-4, rtol=0)
     torch.testing.assert_close(focal_w[bias], torch.full_like(focal_w[bias], -2.1972), atol=1e-4, rtol=0)
     assert torch.all(mse_w[bias] == 0)
     for key in ("image", "keypoints", "visible", "ann_id"):  # same order, same augmentation
