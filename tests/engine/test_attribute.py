@@ -92,9 +92,13 @@ def _constant_mae(ann_file) -> float:
 
 def test_a_short_run_beats_the_constant_predictor(tiny_synthetic, tmp_path):
     # trained and evaluated on the 24 training images (augmentation off), as test_learning does;
-    # constant predictor on these 55 instances: class 1, MAE 74/55 = 1.35 (measured after training: 0.45)
+    # constant predictor on these 55 instances: class 1, MAE 74/55 = 1.35 (measured after training: 0.45).
+    # daf starts at p = 0.01 here: at the default p = 0.1 its first steps push every background pixel
+    # down through the shared backbone and after these 72 steps the attribute MAE was 1.04 (CI run,
+    # 2026-12-04): the attribute head needs a longer run beside daf at p = 0.1 (docs/focal.md).
     cfg = load_config("configs/smoke.yaml", [
         *data_overrides(tiny_synthetic, val_split="train"), f"work_dir={tmp_path}", ATTRIBUTE,
+        "model.final_bias=-4.6",
         "data.aug.flip_prob=0", "data.aug.rotation_prob=0", "data.aug.scale_factor=0", "eval.vis_images=0",
         "train.epochs=12", "train.lr=0.003", "train.val_interval=1000"])
     metrics = fit(cfg)
