@@ -92,6 +92,7 @@ class TrainConfig:
     amp: str = "none"  # none | bf16 | fp16 (CUDA autocast)
     val_interval: int = 1  # epochs between validations
     val_every_steps: int | None = None  # also validate every N optimizer steps (time-to-accuracy curves)
+    checkpoint_interval: int = 1  # epochs between last.pt writes (and the last epoch); resume loses < N
     log_interval: int = 20  # iterations between scalar logs
     max_iters_per_epoch: int | None = None  # cap, for smoke tests
     accumulate: int = 1  # batches per optimizer step (gradient accumulation)
@@ -178,6 +179,9 @@ def _check(cfg: DictConfig) -> None:
     attribute = cfg.model.attribute
     if attribute is not None and attribute.classes < 2:
         raise ConfigError(f"model.attribute.classes must be >= 2, got {attribute.classes}")
+    for key in ("train.val_interval", "train.checkpoint_interval"):
+        if OmegaConf.select(cfg, key) < 1:
+            raise ConfigError(f"{key} must be >= 1 (epochs), got {OmegaConf.select(cfg, key)}")
     if len(cfg.model.input_size) != 2:
         raise ConfigError(f"model.input_size must be [W, H], got {list(cfg.model.input_size)}")
     if any(side % 32 for side in cfg.model.input_size):

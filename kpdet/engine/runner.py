@@ -124,7 +124,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         if state.epoch % cfg.train.val_interval == 0 or state.epoch == cfg.train.epochs:
             state.last_metrics = validate(state.step)
             _save_best(cfg, work_dir, c, state)
-        if main:
+        if main and (state.epoch % cfg.train.checkpoint_interval == 0 or state.epoch == cfg.train.epochs):
             save_atomic(_checkpoint(cfg, c, state), work_dir / "last.pt")
     metrics = state.last_metrics or validate(state.step)
     logger.close()
