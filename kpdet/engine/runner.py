@@ -121,16 +121,21 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         state.epoch, state.skipped_nonfinite = epoch + 1, state.skipped_nonfinite + stats["skipped_nonfinite"]
         logger.scalars(state.step, {"loss/epoch": stats["loss"], "train/skipped_nonfinite":
                                     state.skipped_nonfinite})
-        if state.epoch % cfg.train.val_interval == 0 or state.epoch == cfg.train.epochs:
+        if _due(state.epoch, cfg.train.val_interval, cfg.train.epochs):
             state.last_metrics = validate(state.step)
             _save_best(cfg, work_dir, c, state)
-        if main and (state.epoch % cfg.train.checkpoint_interval == 0 or state.epoch == cfg.train.epochs):
+        if main and _due(state.epoch, cfg.train.checkpoint_interval, cfg.train.epochs):
             save_atomic(_checkpoint(cfg, c, state), work_dir / "last.pt")
     metrics = state.last_metrics or validate(state.step)
     logger.close()
     if main:
         (work_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _due(epoch: int, interval: int, epochs: int) -> bool:
+    """Every `interval` epochs, and after the last one whatever the interval."""
+    return epoch % interval == 0 or epoch == epochs
 
 
 def _seed_epoch(seed: int, epoch: int, loader) -> None:

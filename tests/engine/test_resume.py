@@ -56,14 +56,16 @@ def test_interrupted_then_resumed_equals_uninterrupted(uninterrupted, tiny_synth
 def test_kill_9_during_training_then_resume(uninterrupted, tiny_synthetic, tmp_path):
     args = [sys.executable, "tools/train.py", "configs/smoke.yaml", *data_overrides(tiny_synthetic),
             f"work_dir={tmp_path}", *EPOCHS, "train.epochs=3", "resume=auto"]
-    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the reference run above ran at conftest's 2 torch threads: bitwise equality needs the same here
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while not (tmp_path / "last.pt").exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)  # somewhere in epoch 2 (or while writing a checkpoint)
     process.wait()
     assert torch.load(tmp_path / "last.pt", weights_only=True)["state"]["epoch"] >= 1
-    subprocess.run(args, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    subprocess.run(args, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
     resumed = torch.load(tmp_path / "last.pt", weights_only=True)
     assert_same_weights(resumed["model"], uninterrupted[0]["model"])
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind after a clean finish
