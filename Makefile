@@ -31,6 +31,6 @@ bench:
 	$(PYTHON) benchmarks/codec.py
 
 # Scheduled refresh (README, "Pinned versions"): newest releases resolved in a new venv -> $(LOCK)
-# and pyproject.toml's caps; then .ci/run, and commit both files if it passes.
+# (pyproject.toml keeps lower bounds only); then .ci/run, and commit the lock if it passes.
 lock:
 	$(PYTHON) requirements/lock.py --torch "$(TORCH)"

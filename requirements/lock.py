@@ -4,9 +4,9 @@
 
 (`make lock` runs it.) Steps: a new venv in a temporary folder; torch and torchvision as pinned
 (pip takes them from this workplace's local disk); every requirement of pyproject.toml, runtime and
-all extras, with its `<=` cap removed so that pip picks the newest releases; `pip freeze` into
-requirements/dev.lock; each `<=` cap in pyproject.toml raised to the version just locked. Then run
-`.ci/run` (a fresh install plus the whole suite) and commit both files only if it passes.
+all extras (lower bounds only, so pip picks the newest releases); `pip freeze` into
+requirements/dev.lock. Then run `.ci/run` (a fresh install plus the whole suite) and commit the lock
+only if it passes. pyproject.toml is not touched: it declares lower bounds, never caps.
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ import tomllib  # Python 3.11+
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements" / "dev.lock"
 PYPROJECT = ROOT / "pyproject.toml"
-CAP = re.compile(r",\s*<=\s*[^,;\s]+")
 
 
 def canonical(name: str) -> str:
@@ -32,20 +31,12 @@ def canonical(name: str) -> str:
 
 
 def requirements(pyproject: dict) -> list[str]:
-    """Runtime and every extra's requirements, caps removed, kpdet's own extras left out."""
+    """Runtime and every extra's requirements, kpdet's own extras left out."""
     project = pyproject["project"]
     reqs = list(project["dependencies"])
     for extra in project.get("optional-dependencies", {}).values():
         reqs += extra
-    return sorted({CAP.sub("", r) for r in reqs if not r.startswith(project["name"])})
-
-
-def raise_caps(text: str, pins: dict[str, str]) -> str:
-    """`"numpy>=1.24,<=2.4.6"` -> `"numpy>=1.24,<=<locked>"` for every capped requirement."""
-    def repl(m: re.Match) -> str:
-        version = pins.get(canonical(m[1]))
-        return m[0] if version is None else f'"{m[1]}{m[2]}<={version}"'
-    return re.sub(r'"([A-Za-z0-9_.\-]+)([^"]*?)<=\s*[^",;\s]+"', repl, text)
+    return sorted({r for r in reqs if not r.startswith(project["name"])})
 
 
 def main() -> None:
@@ -65,10 +56,8 @@ def main() -> None:
     LOCK.write_text("# Exact versions for make test, make demo and CI: pip install -c requirements/dev.lock\n"
                     f"# Written by `make lock` (requirements/lock.py) on {date.today()}, {version.strip()}, "
                     f"resolved in a new venv.\n{frozen}")
-    pins = {canonical(n): v for n, v in re.findall(r"^([^#=\s]+)==(\S+)$", frozen, re.M)}
-    PYPROJECT.write_text(raise_caps(PYPROJECT.read_text(), pins))
-    print(f"wrote {LOCK.relative_to(ROOT)} ({len(pins)} packages) and raised the caps in pyproject.toml; "
-          "now run .ci/run and commit both if it passes")
+    pins = re.findall(r"^([^#=\s]+)==(\S+)$", frozen, re.M)
+    print(f"wrote {LOCK.relative_to(ROOT)} ({len(pins)} packages); now run .ci/run and commit it if it passes")
 
 
 if __name__ == "__main__":
