@@ -46,7 +46,9 @@ class DataConfig:
     val: SplitConfig = field(default_factory=SplitConfig)
     test: SplitConfig = field(default_factory=SplitConfig)  # defaults to val when empty
     num_workers: int = 2  # DataLoader worker processes
-    persistent_workers: bool = True  # keep workers alive between epochs
+    persistent_workers: bool = True  # keep workers alive between epochs (train and val loaders)
+    cache: str = "none"  # none | ram: decode every image once into one buffer shared by the workers
+    augment_on: str = "loader"  # loader | device: geometric + photometric augmentation of train batches
     bbox_padding: float = 1.25  # crop = box * padding, then fit to the input aspect ratio
     category_id: int | None = None  # COCO category to use; None = the first with keypoints
     flip_pairs: list[list[int]] | None = None  # 0-based; None = derived from names
@@ -165,6 +167,8 @@ _CHOICES = {
     "train.amp": ("none", "bf16", "fp16"),
     "model.backbone": ("resnet18", "resnet34", "resnet50"),
     "eval.nme_norm": ("none", "interocular", "box"),
+    "data.cache": ("none", "ram"),
+    "data.augment_on": ("loader", "device"),
 }
 
 

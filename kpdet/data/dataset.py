@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 from kpdet.data import coco as coco_io
+from kpdet.data import device_augment as DA
 from kpdet.data import transforms as T
+from kpdet.data.cache import cached_images
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ class TopDownDataset(torch.utils.data.Dataset):
         flip_prob: float = 0.5, scale_factor: float = 0.25, rotation: float = 30.0,
         rotation_prob: float = 0.6, shift_factor: float = 0.0, photometric: bool = True,
         category_id: int | None = None, flip_pairs=None, sigmas=None, skip_invalid: bool = False,
-        attribute: tuple[str, int] | None = None,
+        attribute: tuple[str, int] | None = None, cache: str = "none", augment_on: str = "loader",
     ):
         self.ann_file, self.img_dir = str(ann_file), Path(img_dir)
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -70,6 +72,8 @@ class TopDownDataset(torch.utils.data.Dataset):
         self.coco = coco_io.coco_from_dict(data)
         self.samples = self._collect(data)
         self._photometric_transform = None
+        self.augment_on = augment_on  # loader | device: see kpdet/data/device_augment.py
+        self.image_cache = cached_images(data["images"], self.img_dir, self.ann_file) if cache == "ram" else None
 
     def _find_problems(self, data: dict, category: dict, skip_invalid: bool) -> dict:
         """{annotation id: message} of bad annotations; raises listing them all unless skip_invalid."""
@@ -134,25 +138,22 @@ class TopDownDataset(torch.utils.data.Dataset):
 
     def _load(self, index: int) -> dict[str, torch.Tensor]:
         ann, info = self.samples[index]
-        image = coco_io.read_image(self.img_dir / info["file_name"], info["id"],
-                                   (info.get("width"), info.get("height")))
+        image = self._read_image(info)
         keypoints = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
         box = instance_box(ann, keypoints)
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
         params = T.sample_aug_params(rng, **self.aug) if self.train else T.AugParams()
         center, scale = T.box_to_center_scale(box, self.input_size[0] / self.input_size[1], self.bbox_padding)
         matrix = T.augmented_crop_matrix(center, scale, self.input_size, params)
-        crop = T.warp_image(image, matrix, self.input_size)
-        if self.train and self.photometric:
-            crop = self._photometric(crop, int(rng.integers(2**31)))
-        points = T.transform_points(keypoints[:, :2], matrix)
+        if self.train and self.augment_on == "device":
+            sample = self._canvas(image, keypoints[:, :2], center, scale, params, rng)
+        else:
+            sample = self._crop(image, keypoints[:, :2], matrix, rng)
         visible = (keypoints[:, 2] > 0).astype(np.float32)
         if params.flip:
-            points = T.flip_keypoint_order(points, self.spec.flip_index)
+            sample["keypoints"] = sample["keypoints"][list(self.spec.flip_index)]
             visible = T.flip_keypoint_order(visible, self.spec.flip_index)
-        sample = {
-            "image": torch.from_numpy(T.normalize_image(crop)),
-            "keypoints": torch.from_numpy(points.astype(np.float32)),
+        sample.update({
             "visible": torch.from_numpy(visible),
             "image_keypoints": torch.from_numpy(keypoints.astype(np.float32)),
             "bbox": torch.tensor(box, dtype=torch.float32),
@@ -160,10 +161,34 @@ class TopDownDataset(torch.utils.data.Dataset):
             "image_id": torch.tensor(int(info["id"]), dtype=torch.int64),
             "ann_id": torch.tensor(int(ann["id"]), dtype=torch.int64),
             "area": torch.tensor(float(ann.get("area") or box[2] * box[3]), dtype=torch.float32),
-        }
+        })
         if self.attribute is not None:
             sample["attribute"] = torch.tensor(ann[self.attribute[0]], dtype=torch.int64)
         return sample
+
+    def _read_image(self, info: dict) -> np.ndarray:
+        if self.image_cache is not None:
+            return self.image_cache.get(info["id"])
+        return coco_io.read_image(self.img_dir / info["file_name"], info["id"],
+                                  (info.get("width"), info.get("height")))
+
+    def _crop(self, image, points, matrix, rng) -> dict[str, torch.Tensor]:
+        """The loader path: warped, photometrically jittered, normalised crop; keypoints crop px."""
+        crop = T.warp_image(image, matrix, self.input_size)
+        if self.train and self.photometric:
+            crop = self._photometric(crop, int(rng.integers(2**31)))
+        points = T.transform_points(points, matrix)
+        return {"image": torch.from_numpy(T.normalize_image(crop)),
+                "keypoints": torch.from_numpy(points.astype(np.float32))}
+
+    def _canvas(self, image, points, center, scale, params, rng) -> dict[str, torch.Tensor]:
+        """The device path: uint8 canvas, keypoints canvas px, and what augment_batch needs. The
+        photometric draws come from the generator that seeds albumentations in the loader path."""
+        photometric = DA.identity_photometric()
+        if self.photometric:
+            photometric = DA.sample_photometric(np.random.default_rng(int(rng.integers(2**31))))
+        canvas = DA.canvas_size(self.input_size, self.aug["rotation"])
+        return DA.canvas_sample(image, points, center, scale, self.input_size, canvas, params, photometric)
 
     def _photometric(self, crop: np.ndarray, seed: int) -> np.ndarray:
         if self._photometric_transform is None:  # built lazily: albumentations is a heavy import
@@ -200,5 +225,6 @@ def build_dataset(split_cfg, data_cfg, input_size, train: bool,
         bbox_padding=data_cfg.bbox_padding, flip_prob=aug.flip_prob, scale_factor=aug.scale_factor,
         rotation=aug.rotation, rotation_prob=aug.rotation_prob, shift_factor=aug.shift_factor,
         photometric=aug.photometric, category_id=data_cfg.category_id, flip_pairs=flip_pairs,
-        sigmas=sigmas, skip_invalid=data_cfg.skip_invalid, attribute=attribute,
+        sigmas=sigmas, skip_invalid=data_cfg.skip_invalid, attribute=attribute, cache=data_cfg.cache,
+        augment_on=data_cfg.augment_on,
     )

@@ -45,8 +45,14 @@ def build_split(cfg: DictConfig, split: str, train: bool, codec=None):
 
 
 def device_targets(cfg: DictConfig, device: torch.device) -> bool:
-    """Render heatmaps in the training step on the device (default with CUDA) or in the loader."""
+    """Render heatmaps in the training step on the device (default with CUDA, always with
+    data.augment_on=device: the loader's keypoints are then in canvas px) or in the loader."""
     flag = cfg.train.device_targets
+    if cfg.data.augment_on == "device":
+        if flag is False:
+            raise ValueError("data.augment_on=device needs train.device_targets=true (or null): the "
+                             "keypoints reach their crop position only in the training step")
+        return True
     return device.type == "cuda" if flag is None else bool(flag)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig
 
+from kpdet.data.device_augment import augment_batch
 from kpdet.engine import distributed
 from kpdet.engine.runner import build_components, seed_everything, step_options
 from kpdet.engine.train import encode_targets
@@ -86,6 +87,8 @@ def diagnose(cfg: DictConfig, steps: int, every: int = 1) -> list[dict[str, floa
 
 def _step(model, c, batch: dict, grad_clip: float | None, record: bool) -> dict[str, float]:
     model.train()
+    if "canvas_to_crop" in batch:  # data.augment_on=device
+        batch = augment_batch(batch, c.device)
     images = batch["image"].to(c.device)
     targets, weights = encode_targets(c.codec, batch, c.device)
     logits = model(images)

@@ -78,7 +78,8 @@ def build_components(cfg: DictConfig) -> Components:
     workers, seed = cfg.data.num_workers, cfg.seed
     train_loader = builders.build_loader(train_set, cfg.train.batch_size, workers, True, seed, world, rank,
                                          cfg.data.persistent_workers)
-    val_loader = builders.build_loader(val_set, cfg.eval.batch_size, workers, False, seed, world, rank)
+    val_loader = builders.build_loader(val_set, cfg.eval.batch_size, workers, False, seed, world, rank,
+                                       cfg.data.persistent_workers)
     batches = min(len(train_loader), cfg.train.max_iters_per_epoch or len(train_loader))
     optimizer = builders.build_optimizer(cfg, model)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.amp == "fp16" and device.type == "cuda")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from kpdet.data.device_augment import augment_batch
 from kpdet.losses.ordinal import WithAttributeLoss
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -101,6 +102,8 @@ def progress_line(epoch: int, it: int, total: int, step: int, loss: float, lr: f
 
 
 def _forward_backward(model, loss_fn, codec, batch, scaler, device, options: StepOptions) -> torch.Tensor:
+    if "canvas_to_crop" in batch:  # data.augment_on=device: warp and jitter the batch here
+        batch = augment_batch(batch, device)
     images = batch["image"].to(device, non_blocking=True)
     if options.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
