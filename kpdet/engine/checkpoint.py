@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,48 @@ def save_atomic(state: dict[str, Any], path: str | Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class BackgroundWriter:
+    """save_atomic off the training loop's critical path: `submit` snapshots the state (every tensor
+    copied to the CPU, so later optimizer steps cannot change what is written) and a thread writes
+    it; the next `submit` and `wait` first wait for the write in flight, and re-raise its error.
+    The file is still written atomically: a kill leaves the previous checkpoint whole."""
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, state: dict[str, Any], path: str | Path) -> None:
+        self.wait()
+        snapshot = _to_cpu(state)
+        self._thread = threading.Thread(target=self._write, args=(snapshot, Path(path)), daemon=False)
+        self._thread.start()
+
+    def _write(self, state: dict[str, Any], path: Path) -> None:
+        try:
+            save_atomic(state, path)
+        except BaseException as error:  # handed to the training thread by wait()
+            self._error = error
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
+def _to_cpu(value):
+    """A deep copy in which every tensor is a CPU clone (containers rebuilt, other values kept)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -13,7 +13,14 @@ from omegaconf import DictConfig, OmegaConf
 from kpdet.build import spec_to_checkpoint
 from kpdet.config import save_config
 from kpdet.engine import builders, distributed
-from kpdet.engine.checkpoint import eval_weights, load_checkpoint, rng_state, save_atomic, set_rng_state
+from kpdet.engine.checkpoint import (
+    BackgroundWriter,
+    eval_weights,
+    load_checkpoint,
+    rng_state,
+    save_atomic,
+    set_rng_state,
+)
 from kpdet.engine.evaluate import evaluate, summary_table
 from kpdet.engine.logger import TensorBoardLogger
 from kpdet.engine.panels import log_panels
@@ -113,6 +120,20 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     predictor = make_predictor(c.eval_model, c.codec, c.loss_fn.activation, flip_index)
     validate = _Validations(lambda step, index: _validate(cfg, predictor, c, logger, step, index))
     dump = lambda step, batch, loss: _dump_nonfinite(work_dir, c, step, batch, loss)
+    writer = BackgroundWriter()  # last.pt is written while the next epoch trains
+    try:
+        metrics = _epochs(cfg, c, state, logger, validate, dump, writer, work_dir)
+    finally:
+        writer.wait()
+    logger.close()
+    if main:
+        (work_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _epochs(cfg, c: Components, state: TrainState, logger, validate, dump, writer, work_dir: Path) -> dict:
+    """The epochs left from `state`; returns the last validation's metrics."""
+    main = distributed.is_main()
     for epoch in range(state.epoch, cfg.train.epochs):
         _seed_epoch(cfg.seed, epoch, c.train_loader)
         state.step, stats = train_one_epoch(
@@ -126,12 +147,8 @@ def fit(cfg: DictConfig) -> dict[str, float]:
             state.last_metrics = validate(state.step)
             _save_best(cfg, work_dir, c, state)
         if main and _due(state.epoch, cfg.train.checkpoint_interval, cfg.train.epochs):
-            save_atomic(_checkpoint(cfg, c, state), work_dir / "last.pt")
-    metrics = state.last_metrics or validate(state.step)
-    logger.close()
-    if main:
-        (work_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return metrics
+            writer.submit(_checkpoint(cfg, c, state), work_dir / "last.pt")
+    return state.last_metrics or validate(state.step)
 
 
 def _due(epoch: int, interval: int, epochs: int) -> bool:

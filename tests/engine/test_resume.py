@@ -119,14 +119,14 @@ def test_skip_nonfinite_counts_and_continues(tiny_synthetic, tmp_path, monkeypat
 
 def test_checkpoint_interval_writes_last_pt_every_n_epochs_and_at_the_end(tiny_synthetic, tmp_path, monkeypatch):
     written = []
-    original = runner.save_atomic
+    original = ckpt.save_atomic  # last.pt goes through checkpoint.BackgroundWriter's thread
 
     def record(state, path):
         if path.name == "last.pt":
             written.append(state["state"]["epoch"])
         original(state, path)
 
-    monkeypatch.setattr(runner, "save_atomic", record)
+    monkeypatch.setattr(ckpt, "save_atomic", record)
     runner.fit(config(tiny_synthetic, tmp_path, "train.checkpoint_interval=2"))
     assert written == [2, 3]  # epoch 2 by the interval, epoch 3 because it is the last
     assert torch.load(tmp_path / "last.pt", weights_only=True)["state"]["epoch"] == 3
