@@ -124,7 +124,11 @@ def test_bad_override_in_a_study_fails_before_training(tmp_path):
 def test_workers_split_the_cpu_threads_or_take_one_gpu_each_or_share_the_gpus():
     assert plan_workers(Parallel(workers=2), gpus=0, cores=16) == (2, 8, [None, None])
     assert plan_workers(Parallel(), gpus=0, cores=16) == (1, 16, [None])
-    assert plan_workers(Parallel(), gpus=4, cores=16) == (4, 4, ["0", "1", "2", "3"])
+    # packed: 16 cores / 4 GPUs / 2 cores per run = 2 runs per GPU
+    assert plan_workers(Parallel(), gpus=4, cores=16) == (8, 2, ["0", "1", "2", "3"] * 2)
+    assert plan_workers(Parallel(), gpus=1, cores=16) == (8, 2, ["0"] * 8)  # the cap: 8 per GPU
+    assert plan_workers(Parallel(), gpus=1, cores=16, runs=6) == (6, 2, ["0"] * 6)  # no idle worker
+    assert plan_workers(Parallel(), gpus=1, cores=2) == (1, 2, ["0"])
     assert plan_workers(Parallel(workers=2, threads=3), gpus=4, cores=16) == (2, 3, ["0", "1"])
     assert plan_workers(Parallel(workers=6), gpus=1, cores=16) == (6, 2, ["0"] * 6)
     assert plan_workers(Parallel(workers=3), gpus=2, cores=12) == (3, 4, ["0", "1", "0"])

@@ -20,15 +20,22 @@ def pending(runs: list[RunSpec]) -> list[RunSpec]:
     return [run for run in runs if not is_finished(run)]
 
 
-def plan_workers(parallel: Parallel, gpus: int, cores: int) -> tuple[int, int, list[str | None]]:
+CORES_PER_RUN = 2  # a run on a GPU: its training process and one loader worker busy
+MAX_RUNS_PER_GPU = 8  # small runs each leave a large GPU mostly idle; more would crowd its memory
+
+
+def plan_workers(parallel: Parallel, gpus: int, cores: int, runs: int | None = None,
+                 ) -> tuple[int, int, list[str | None]]:
     """(workers, torch threads per worker, device of each worker).
 
-    With GPUs: one run per GPU (CUDA_VISIBLE_DEVICES=i) by default; `workers` above the number of
-    GPUs shares them round-robin (small models leave a large GPU mostly idle, data loading bounds them).
+    With GPUs, by default the runs are packed onto the cards: per GPU, as many as its share of
+    the cores gives CORES_PER_RUN each (at most MAX_RUNS_PER_GPU), never more than `runs`; worker i
+    sees GPU i mod gpus (CUDA_VISIBLE_DEVICES). `parallel.workers` sets the count instead.
     On the CPU: `workers` runs (default 1), the cores split evenly between them.
     """
     if gpus > 0:
-        workers = parallel.workers or gpus
+        per_gpu = min(MAX_RUNS_PER_GPU, max(1, cores // gpus // CORES_PER_RUN))
+        workers = parallel.workers or max(1, min(gpus * per_gpu, runs or gpus * per_gpu))
         devices = [str(i % gpus) for i in range(workers)]
     else:
         workers, devices = parallel.workers or 1, [None] * (parallel.workers or 1)
@@ -44,7 +51,7 @@ def run_all(runs: list[RunSpec], parallel: Parallel, submitit_folder: Path | Non
     import torch
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    workers, threads, devices = plan_workers(parallel, gpus, os.cpu_count() or 1)
+    workers, threads, devices = plan_workers(parallel, gpus, os.cpu_count() or 1, len(todo))
     if parallel.backend == "submitit":
         return run_submitit(todo, parallel, submitit_folder or Path("submitit"), workers)
     if parallel.backend == "serial" or workers == 1:

@@ -18,7 +18,7 @@ def write_csv(rows: list[dict], path: Path) -> None:
     """One row per run; columns: identity, then summary metrics, per-keypoint metrics, timing."""
     keys = list(dict.fromkeys(k for row in rows for k in row))
     rest = [k for k in keys if k not in FIRST]
-    timing = ("steps", "wall", "images")
+    timing = ("steps", "wall", "images", "gpu")
     columns = list(FIRST) + sorted(rest, key=lambda k: ("/" in k, k.startswith(timing), k))
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, columns, restval="")
@@ -85,6 +85,18 @@ def speed_table(rows: list[dict], targets: dict[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def runs_table(rows: list[dict]) -> str:
+    """One line per run: wall time, training images/s and the mean GPU utilisation while it ran
+    (the card's, shared by runs packed onto it; blank without CUDA/NVML)."""
+    lines = ["| loss | seed | wall s | images/s | GPU util % |", "|---|---:|---:|---:|---:|"]
+    for row in rows:
+        util = row.get("gpu_util", math.nan)
+        cells = [row["loss"], str(row["seed"]), _num(row.get("wall_s", math.nan), 1),
+                 _num(row.get("images_per_s", math.nan), 1), "" if math.isnan(util) else f"{util:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def method_note(study: Study, rows: list[dict]) -> str:
     """What the table shows and which tests gave the p values."""
     seeds = sorted({r["seed"] for r in rows})
@@ -105,7 +117,7 @@ def dataset_section(study: Study, dataset: str, rows: list[dict]) -> str:
              summary_table(rows)]
     if study.targets or any("wall_s" in r for r in rows):
         parts += ["Time to accuracy (first validation step reaching the target; seeds that reached it) "
-                  "and cost:\n", speed_table(rows, study.targets)]
+                  "and cost:\n", speed_table(rows, study.targets), "Per run:\n", runs_table(rows)]
     parts.append(f"Plots: `{dataset}_pck_curve.png`, `{dataset}_{_safe(study.metric)}_vs_step.png`, "
                  f"`{dataset}_per_keypoint_epe.png`.\n")
     return "\n".join(parts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -51,8 +52,9 @@ def execute(run: RunSpec, threads: int | None = None) -> str:
     if not is_finished(run):
         print(f"[study] training {run.name} -> {work}", flush=True)
         tick = time.perf_counter()
-        metrics = fit(cfg)
-        _write_info(cfg, work, time.perf_counter() - tick)
+        with GpuMonitor() as gpu:
+            metrics = fit(cfg)
+        _write_info(cfg, work, time.perf_counter() - tick, gpu.mean())
         log_hparams(run, metrics)
     if not (work / PREDICTIONS).exists():
         save_predictions(cfg, work)
@@ -79,12 +81,55 @@ def _flat(tree, prefix: str = "") -> dict:
     return out
 
 
-def _write_info(cfg: DictConfig, work: Path, wall: float) -> None:
-    """Wall time of the session that finished the run (validation included) and training images/s."""
+class GpuMonitor:
+    """Samples torch.cuda.utilization() (percent of time a kernel ran on the card, over the driver's
+    last sample period; NVML through nvidia-ml-py) every `period` s while the block runs. It is the
+    card's, not this process's: runs packed onto one GPU each see the total. `mean()` is None
+    without CUDA or NVML."""
+
+    def __init__(self, period: float = 0.5):
+        self.period, self.samples = period, []
+        self._stop = threading.Event()
+        self._thread = None
+
+    def __enter__(self) -> GpuMonitor:
+        if gpu_utilization() is not None:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.period):
+            value = gpu_utilization()
+            if value is not None:
+                self.samples.append(value)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def mean(self) -> float | None:
+        return sum(self.samples) / len(self.samples) if self.samples else None
+
+
+def gpu_utilization() -> float | None:
+    """Percent utilisation of the current CUDA device, or None (no CUDA, or no NVML)."""
+    if not torch.cuda.is_available():
+        return None
+    try:
+        return float(torch.cuda.utilization())
+    except Exception:  # noqa: BLE001  (NVML missing or refusing: ModuleNotFoundError, RuntimeError, ...)
+        return None
+
+
+def _write_info(cfg: DictConfig, work: Path, wall: float, gpu_util: float | None = None) -> None:
+    """Wall time of the session that finished the run (validation included), training images/s and
+    the mean GPU utilisation (percent; None without CUDA/NVML)."""
     steps = torch.load(work / "last.pt", map_location="cpu", weights_only=True)["state"]["step"]
     images = steps * cfg.train.batch_size * cfg.train.accumulate
     info = {"wall_s": wall, "steps": steps, "images": images, "images_per_s": images / max(wall, 1e-9),
-            "threads": torch.get_num_threads(), "device": str(cfg.device)}
+            "threads": torch.get_num_threads(), "device": str(cfg.device), "gpu_util": gpu_util}
     (work / RUN_INFO).write_text(json.dumps(info, indent=2))
 
 
