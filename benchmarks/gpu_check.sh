@@ -2,16 +2,22 @@
 # One-shot GPU check: the CUDA tests and the GPU figures never measured, in at most ~8 minutes,
 # into one Markdown report.
 #
-#   bash benchmarks/gpu_check.sh [REPORT.md]        (default: gpu_check.md, or $OUT/gpu_check.md)
+#   bash benchmarks/gpu_check.sh [REPORT.md]        (default: benchmarks/gpu_check.md, copied to $OUT)
 #
-# Runs, each under its own time limit (a step that overruns is cut and marked so):
-#   1. the CUDA tests (pytest -k cuda: codec encode/decode, device-side targets, Predictor);
+# Runs, each under its own time limit (a step that overruns is cut and marked so), most wanted first:
+#   1. the CUDA tests (pytest -k cuda: codec encode/decode, device-side targets, Predictor, the
+#      device augmentation's CUDA-vs-CPU parity);
 #   2. training throughput (benchmarks/train_throughput.py, 1024 synthetic images generated first)
-#      at 192x256, batch 64: fp32, AMP bf16,
-#      AMP fp16, channels_last + bf16, torch.compile + bf16, and targets rendered in the loader
-#      (train.device_targets=false) against on the device;
-#   3. benchmarks/losses.py --quick and benchmarks/codec.py --quick on CUDA;
-#   4. benchmarks/inference.py on CUDA (eager, bf16 channels_last, torch.compile, onnxruntime).
+#      at 192x256, batch 64, fp32 and AMP bf16: model-bound against the four data paths
+#      (data.cache none|ram x data.augment_on loader|device), ratios from the same run;
+#   3. the same on openfield (160x160, batch 8 as its config), fp32 and bf16, when its data is there
+#      (OPENFIELD=dir, default ../shared/data/dlc_openfield);
+#   4. where one openfield run's time goes (benchmarks/run_profile.py, 234 steps), old path and new;
+#   5. the openfield focal-vs-MSE study (3 seeds x 2 losses x 1,040 steps) with the new data path,
+#      its wall time and results.md's per-run table (img/s, GPU utilisation);
+#   (order of execution: 1, 2 fp32, 5, 4 new, 2 bf16, 3 fp32, 4 old, 3 bf16: what matters most
+#   first, since the GPU_CHECK_BUDGET_S budget (default 470 s) cuts the rest)
+#   6. with GPU_CHECK_ALL=1, also the loss, codec and inference benchmarks (measured on an H200 before).
 # Without CUDA it says so and exits 0. PYTHON picks the interpreter (default: python3).
 # Needs omegaconf, pycocotools and albumentations besides PyTorch; where they are missing
 # (the lent H200 image lacks them) put their wheels in .whl/ and this script installs them into
@@ -25,7 +31,7 @@
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-REPORT=${1:-${OUT:+$OUT/}gpu_check.md}
+REPORT=${1:-benchmarks/gpu_check.md}  # copied into $OUT too when set (the lent machine's way back)
 BUDGET=${GPU_CHECK_BUDGET_S:-470}  # seconds for all steps together
 START=$(date +%s)
 
@@ -88,24 +94,47 @@ TRAIN="benchmarks/train_throughput.py --config configs/synthetic/focal.yaml --it
 step "Synthetic data for the training figures" 60 "$PY" -c "from kpdet.data.synthetic import generate_synthetic as g; \
 import os; print(g('$SYNTH', num_train=1024, num_val=32, seed=0, workers=os.cpu_count()))"
 step "CUDA tests" 90 "$PY" -m pytest -q -x -k cuda tests/codecs/test_gaussian.py tests/engine/test_targets.py \
-    tests/test_inference.py
+    tests/test_inference.py tests/data/test_device_augment.py
 # shellcheck disable=SC2086
-step "Training throughput: fp32, targets on the device" 60 "$PY" $TRAIN train.device_targets=true
+step "Training throughput, synthetic 192x256: fp32, the four data paths" 75 "$PY" $TRAIN
+
+OPENFIELD=${OPENFIELD:-../shared/data/dlc_openfield}
+OF="data.train.ann_file=$OPENFIELD/train.json data.train.img_dir=$OPENFIELD/images
+    data.val.ann_file=$OPENFIELD/test.json data.val.img_dir=$OPENFIELD/images"
+PROFILE="benchmarks/run_profile.py --config configs/openfield/focal.yaml device=cuda train.epochs=18
+         train.val_every_steps=26 $OF"
+HAVE_OF=0; [ -f "$OPENFIELD/train.json" ] && HAVE_OF=1
+[ $HAVE_OF = 0 ] && echo "gpu_check: no openfield data at $OPENFIELD (set OPENFIELD=dir); its steps are left out" \
+    | tee -a "$REPORT"
+if [ $HAVE_OF = 1 ]; then
+    # shellcheck disable=SC2086
+    step "Openfield focal vs MSE study, 6 runs x 1,040 steps on one GPU (cache + device)" 200 "$PY" \
+        tools/compare_losses.py configs/studies/openfield_focal_vs_mse.yaml --workers 6 \
+        work_dir=/tmp/kpdet_gpu_study device=cuda data.cache=ram data.augment_on=device $OF
+    # shellcheck disable=SC2086
+    step "One openfield run alone, 234 steps: where the time goes (cache + device)" 50 "$PY" $PROFILE \
+        data.cache=ram data.augment_on=device
+fi
 # shellcheck disable=SC2086
-step "Training throughput: fp32, targets in the loader" 45 "$PY" $TRAIN train.device_targets=false
-# shellcheck disable=SC2086
-step "Training throughput: AMP bf16" 45 "$PY" $TRAIN train.amp=bf16
-# shellcheck disable=SC2086
-step "Training throughput: AMP fp16" 45 "$PY" $TRAIN train.amp=fp16
-# shellcheck disable=SC2086
-step "Training throughput: AMP bf16 + channels_last" 45 "$PY" $TRAIN train.amp=bf16 train.channels_last=true
-# shellcheck disable=SC2086
-step "Training throughput: AMP bf16 + channels_last + torch.compile" 90 "$PY" $TRAIN train.amp=bf16 \
-    train.channels_last=true train.compile=true
-step "Loss benchmark (CUDA)" 40 "$PY" benchmarks/losses.py --device cuda --quick
-step "Codec benchmark (CUDA)" 30 "$PY" benchmarks/codec.py --device cuda --quick
-step "Inference latency and throughput (CUDA)" 90 "$PY" benchmarks/inference.py --device cuda --reps 20
+step "Training throughput, synthetic 192x256: AMP bf16, the four data paths" 60 "$PY" $TRAIN train.amp=bf16
+if [ $HAVE_OF = 1 ]; then
+    # shellcheck disable=SC2086
+    step "Training throughput, openfield 160x160 batch 8: fp32, the four data paths" 50 "$PY" \
+        benchmarks/train_throughput.py --config configs/openfield/focal.yaml --iters 12 device=cuda $OF
+    # shellcheck disable=SC2086
+    step "One openfield run alone, 234 steps: where the time goes (old data path)" 60 "$PY" $PROFILE
+    # shellcheck disable=SC2086
+    step "Training throughput, openfield 160x160 batch 8: AMP bf16, the four data paths" 50 "$PY" \
+        benchmarks/train_throughput.py --config configs/openfield/focal.yaml --iters 12 device=cuda \
+        train.amp=bf16 $OF
+fi
+if [ "${GPU_CHECK_ALL:-0}" = 1 ]; then
+    step "Loss benchmark (CUDA)" 40 "$PY" benchmarks/losses.py --device cuda --quick
+    step "Codec benchmark (CUDA)" 30 "$PY" benchmarks/codec.py --device cuda --quick
+    step "Inference latency and throughput (CUDA)" 90 "$PY" benchmarks/inference.py --device cuda --reps 20
+fi
 
 echo >> "$REPORT"
 echo "Total $(( $(date +%s) - START )) s." >> "$REPORT"
+[ -n "${OUT:-}" ] && cp "$REPORT" "$OUT/" 2>/dev/null
 echo "gpu_check: report in $REPORT"

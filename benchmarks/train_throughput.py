@@ -1,15 +1,23 @@
 """Training throughput: the full pipeline against the same model fed with ready tensors.
 
-    python benchmarks/train_throughput.py [--config configs/synthetic/focal.yaml] [--iters 20] [key=value ...]
+    python benchmarks/train_throughput.py [--config configs/synthetic/focal.yaml] [--iters 20]
+        [--variants loader,cache,device,cache+device] [--repeats 1] [key=value ...]
 
 Prints images/s of (a) the model-bound loop (crops and targets already in memory),
 (b) the full pipeline (DataLoader with data.num_workers workers, targets rendered in
-the step or in the loader per train.device_targets), their ratio, and per-stage
-times per image: decode, warp, photometric augmentation, encode, training step.
+the step or in the loader per train.device_targets) for each data path variant, each
+with its ratio to (a) measured in the same run, and per-stage times per image: decode,
+warp, photometric augmentation, encode, training step. Variants (`--variants`):
+`loader` (data.cache=none, data.augment_on=loader: the default path), `cache`
+(data.cache=ram), `device` (data.augment_on=device), `cache+device` (both). With
+`--repeats N` the variants are measured N times in turn (interleaved, so that a
+change in the machine's load hits all of them alike) and the median is printed.
 """
 from __future__ import annotations
 
 import argparse
+import gc
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -102,20 +110,49 @@ def encode_ms(c, batch) -> float:
     return 1000 * (time.perf_counter() - start) / 10 / len(keypoints)
 
 
+VARIANTS = {  # name -> overrides of the data path
+    "loader": ["data.cache=none", "data.augment_on=loader"],
+    "cache": ["data.cache=ram", "data.augment_on=loader"],
+    "device": ["data.cache=none", "data.augment_on=device"],
+    "cache+device": ["data.cache=ram", "data.augment_on=device"],
+}
+
+
+def pipeline_rate(args, variant: str, options: StepOptions) -> float:
+    """Full-pipeline images/s of one variant, built afresh (its own loader workers)."""
+    cfg = load_config(args.config, ["eval.vis_images=0", *args.overrides, *VARIANTS[variant]])
+    runner.seed_everything(cfg.seed)
+    c = runner.build_components(cfg)
+    rate = timed_epoch(c, c.train_loader, args.iters, options)
+    del c
+    gc.collect()
+    return rate
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/synthetic/focal.yaml")
     parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--variants", default="loader,cache,device,cache+device")
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    cfg = load_config(args.config, ["eval.vis_images=0", *args.overrides])
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
+    cfg = load_config(args.config, ["eval.vis_images=0", *args.overrides, *VARIANTS["loader"]])
     runner.seed_everything(cfg.seed)
     c = runner.build_components(cfg)
     options = runner.step_options(cfg)
     ready = Replay(ready_batches(c.train_loader, 4), c.train_loader.batch_size)
-    model_bound = timed_epoch(c, ready, args.iters, options)
-    pipeline = timed_epoch(c, c.train_loader, args.iters, options)
+    bound, rates = [], {v: [] for v in variants}
+    for _ in range(args.repeats):
+        bound.append(timed_epoch(c, ready, args.iters, options))
+        for variant in variants:
+            rates[variant].append(pipeline_rate(args, variant, options))
+    model_bound = statistics.median(bound)
     stages = stage_times(c, 64)
     stages["encode"] = encode_ms(c, ready.batches[0])
     stages["step"] = 1000 / model_bound
@@ -123,10 +160,14 @@ def main():
     device = torch.cuda.get_device_name() if c.device.type == "cuda" else cpu
     on_device = runner.builders.device_targets(cfg, c.device)
     print(f"device: {device}; batch {cfg.train.batch_size}; input {list(cfg.model.input_size)}; "
-          f"workers {cfg.data.num_workers}; targets on device: {on_device}")
-    print(f"| feed | images/s |\n|---|---|\n| model-bound (ready tensors) | {model_bound:.1f} |\n"
-          f"| full pipeline | {pipeline:.1f} |\n"
-          f"| ratio pipeline / model-bound | {pipeline / model_bound:.2f} |")
+          f"workers {cfg.data.num_workers}; amp {cfg.train.amp}; targets on device (loader variant): "
+          f"{on_device}; median of {args.repeats}")
+    print(f"| feed | images/s | ratio to model-bound |\n|---|---|---|\n"
+          f"| model-bound (ready tensors) | {model_bound:.1f} | 1.00 |")
+    for variant in variants:
+        rate = statistics.median(rates[variant])
+        print(f"| pipeline: {variant} ({' '.join(VARIANTS[variant])}) | {rate:.1f} | "
+              f"{rate / model_bound:.2f} |")
     print("| stage | ms per image |\n|---|---|")
     for name, value in stages.items():
         print(f"| {name} | {value:.2f} |")

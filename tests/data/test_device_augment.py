@@ -161,3 +161,16 @@ def test_noise_has_the_drawn_std():
     params = {k: torch.from_numpy(v).float()[None] for k, v in DA.identity_photometric().items()}
     params["noise"] = torch.tensor([[0.04]])
     assert abs(float(DA.photometric_batch(x, params).std()) - 0.04) < 0.002
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (benchmarks/gpu_check.sh runs it)")
+def test_augment_batch_on_cuda_matches_cpu(tmp_path):
+    ann_file, img_dir = _smooth_fixture(tmp_path)
+    ds = TopDownDataset(ann_file, img_dir, (48, 64), train=True, augment_on="device", rotation_prob=1.0,
+                        photometric=False)
+    torch.manual_seed(0)
+    batch = default_collate([ds[0] for _ in range(8)])
+    cpu = DA.augment_batch(batch, torch.device("cpu"))
+    gpu = DA.augment_batch(batch, torch.device("cuda"))
+    torch.testing.assert_close(gpu["keypoints"].cpu(), cpu["keypoints"], atol=1e-4, rtol=0)
+    torch.testing.assert_close(gpu["image"].cpu(), cpu["image"], atol=1e-3, rtol=0)
