@@ -174,7 +174,8 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     source = path
     try:
         if path is not None:
-            cfg = OmegaConf.merge(cfg, OmegaConf.load(find_config(path)))
+            source = find_config(path) if isinstance(path, (str, Path)) else path  # or an open stream
+            cfg = OmegaConf.merge(cfg, OmegaConf.load(source))
         source = "the overrides"
         dotlist = OmegaConf.from_dotlist(list(overrides))  # values typed as YAML: 3, 1e-3, [1, 2], null
         cfg = OmegaConf.merge(cfg, dotlist)
