@@ -69,7 +69,8 @@ class AttributeConfig:
 @dataclass
 class ModelConfig:
     backbone: str = "resnet18"  # resnet18 | resnet34 | resnet50
-    pretrained: str | None = None  # None | imagenet | path to a local weights file
+    pretrained: str | None = None  # None | imagenet | synthetic[:epochs] | a weights file or kpdet checkpoint
+    pretrained_cache: str | None = None  # synthetic trunks' cache; None: $KPDET_CACHE or ~/.cache/kpdet
     input_size: list[int] = field(default_factory=lambda: [192, 256])  # [W, H] network input
     head_channels: int = 256  # SimpleBaseline deconvolution width
     num_deconv: int = 3  # each doubles the resolution: stride 32 -> 4

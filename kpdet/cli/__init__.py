@@ -21,6 +21,7 @@ COMMANDS = {  # name -> module under kpdet.cli
     "convert": "convert",
     "diagnose": "diagnose",
     "make-synthetic": "make_synthetic",
+    "pretrain": "pretrain",
     "configs": "configs",
 }
 
