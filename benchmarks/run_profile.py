@@ -45,7 +45,8 @@ def checkpoint_name(save):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/openfield/focal.yaml")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()

@@ -15,7 +15,8 @@ def add_arguments(parser) -> None:
                         help='comma-separated losses, optional parameters: "daf,mse,dfl(alpha=2)"')
     parser.add_argument("--seeds", type=int, help="runs per loss (seeds seed, seed+1, ...)")
     parser.add_argument("--backend", choices=("serial", "processes", "submitit"), help="how runs execute")
-    parser.add_argument("--workers", type=int, help="concurrent runs (default: packed onto the GPUs, 2 cores per run; else 1)")
+    parser.add_argument("--workers", type=int,
+                        help="concurrent runs (default: packed onto the GPUs, 2 cores per run; else 1)")
     parser.add_argument("--report", action="store_true", help="rebuild tables and plots only")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides for every run")
 

@@ -73,7 +73,9 @@ class TopDownDataset(torch.utils.data.Dataset):
         self.samples = self._collect(data)
         self._photometric_transform = None
         self.augment_on = augment_on  # loader | device: see kpdet/data/device_augment.py
-        self.image_cache = cached_images(data["images"], self.img_dir, self.ann_file) if cache == "ram" else None
+        self.image_cache = None  # data.cache=ram: decoded images shared by the workers (data/cache.py)
+        if cache == "ram":
+            self.image_cache = cached_images(data["images"], self.img_dir, self.ann_file)
 
     def _find_problems(self, data: dict, category: dict, skip_invalid: bool) -> dict:
         """{annotation id: message} of bad annotations; raises listing them all unless skip_invalid."""

@@ -124,8 +124,8 @@ def test_hue_saturation_value_matches_albumentations():
     import albumentations as A
 
     image = _uint8_image(1)
-    reference = A.HueSaturationValue(hue_shift_limit=(8, 8), sat_shift_limit=(15, 15), val_shift_limit=(-6, -6),
-                                     p=1.0)
+    reference = A.HueSaturationValue(hue_shift_limit=(8, 8), sat_shift_limit=(15, 15),
+                                     val_shift_limit=(-6, -6), p=1.0)
     expected = reference(image=image)["image"].astype(np.float64)
     got = _device(image, hsv=np.array([16.0, 15 / 255, -6 / 255]))  # 8 OpenCV hue units = 16 degrees
     # OpenCV's uint8 HSV rounds hue to 2 degrees and S, V to 1/255: a few levels apart at most.

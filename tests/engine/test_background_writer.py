@@ -8,7 +8,8 @@ from kpdet.engine.checkpoint import BackgroundWriter
 def test_the_file_holds_the_state_at_submit_time(tmp_path):
     weights = torch.zeros(1000)
     writer = BackgroundWriter()
-    writer.submit({"model": {"w": weights}, "state": {"epoch": 1}, "rng": [weights[:2]]}, tmp_path / "last.pt")
+    state = {"model": {"w": weights}, "state": {"epoch": 1}, "rng": [weights[:2]]}
+    writer.submit(state, tmp_path / "last.pt")
     weights += 1.0  # the next optimizer step, possibly before the thread has written anything
     writer.wait()
     saved = torch.load(tmp_path / "last.pt", weights_only=True)
