@@ -81,7 +81,19 @@ def build_loader(dataset, batch_size: int, num_workers: int, train: bool, seed: 
         drop_last=train, pin_memory=torch.cuda.is_available(), worker_init_fn=seed_worker,
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=persistent_workers and num_workers > 0,
+        multiprocessing_context=_worker_start(dataset, num_workers),
     )
+
+
+def _worker_start(dataset, num_workers: int):
+    """"fork" for a dataset with a decoded-image cache (data.cache=ram): forked workers share its
+    buffer, where spawn or forkserver (Python 3.14's Linux default) would pickle a copy into each
+    worker. None (the default) otherwise, or where fork does not exist."""
+    import multiprocessing
+
+    cached = getattr(dataset, "image_cache", None) is not None
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    return "fork" if cached and fork and num_workers > 0 else None
 
 
 def seed_worker(worker_id: int) -> None:

@@ -32,3 +32,16 @@ def test_device_augmentation_needs_device_targets(tiny_synthetic):
 def test_unknown_values_are_config_errors(key):
     with pytest.raises(ConfigError, match=key.split("=")[0]):
         load_config("configs/smoke.yaml", [key])
+
+
+def test_loader_workers_of_a_cached_dataset_are_forked(tiny_synthetic):
+    cfg = load_config("configs/smoke.yaml", [*data_overrides(tiny_synthetic), "data.cache=ram"])
+    cached = builders.build_split(cfg, "train", train=True)
+    loader = builders.build_loader(cached, 4, 1, True, 0)
+    assert loader.multiprocessing_context.get_start_method() == "fork"  # the buffer is shared, not pickled
+    assert builders.build_loader(cached, 4, 0, True, 0).multiprocessing_context is None
+    plain_cfg = load_config("configs/smoke.yaml", data_overrides(tiny_synthetic))
+    plain = builders.build_split(plain_cfg, "train", train=True)
+    assert builders.build_loader(plain, 4, 1, True, 0).multiprocessing_context is None
+    batch = next(iter(loader))  # a forked worker reads the parent's buffer
+    assert batch["image"].shape[0] == 4
