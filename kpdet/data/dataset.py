@@ -116,7 +116,9 @@ class TopDownDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    seeded_index = True  # accepts (index, seed) from data.sampling.SeededSampler
+
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         """image [3, H, W] float32 (normalised RGB); keypoints [K, 2] crop px; visible [K];
         image_keypoints [K, 3] (x, y, v) image px; bbox [4] (x, y, w, h) image px;
         crop_to_image [2, 3]; image_id, ann_id int64; area float32; with `attribute` (field,
@@ -124,13 +126,16 @@ class TopDownDataset(torch.utils.data.Dataset):
 
         An image that cannot be read raises DatasetError; with skip_invalid the failure is
         logged and the next readable sample is returned instead (a batch needs a sample).
+        `index` may be (index, seed): the sample's random draws then come from `seed`, not from
+        torch's generator (data.sampling.SeededSampler, for persistent loader workers).
         """
+        index, seed = index if isinstance(index, tuple) else (index, None)
         for offset in range(len(self.samples)):
             candidate = (index + offset) % len(self.samples)
             if candidate in self.unreadable:
                 continue
             try:
-                return self._load(candidate)
+                return self._load(candidate, seed)
             except coco_io.DatasetError as error:
                 if not self.skip_invalid:
                     raise
@@ -138,12 +143,12 @@ class TopDownDataset(torch.utils.data.Dataset):
                 log.warning("skip_invalid: %s (%d unreadable so far)", error, len(self.unreadable))
         raise coco_io.DatasetError(f"{self.ann_file}: no readable image among {len(self.samples)} samples")
 
-    def _load(self, index: int) -> dict[str, torch.Tensor]:
+    def _load(self, index: int, seed: int | None = None) -> dict[str, torch.Tensor]:
         ann, info = self.samples[index]
         image = self._read_image(info)
         keypoints = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
         box = instance_box(ann, keypoints)
-        rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, ())) if seed is None else seed)
         params = T.sample_aug_params(rng, **self.aug) if self.train else T.AugParams()
         center, scale = T.box_to_center_scale(box, self.input_size[0] / self.input_size[1], self.bbox_padding)
         matrix = T.augmented_crop_matrix(center, scale, self.input_size, params)

@@ -17,6 +17,7 @@ from kpdet.build import (  # noqa: F401  (re-exported: config -> codec/loss/mode
 )
 from kpdet.data import build_dataset
 from kpdet.data.coco import DatasetError
+from kpdet.data.sampling import SeededSampler
 from kpdet.data.targets import WithHeatmapTargets
 
 
@@ -73,14 +74,20 @@ def device_targets(cfg: DictConfig, device: torch.device) -> bool:
 def build_loader(dataset, batch_size: int, num_workers: int, train: bool, seed: int,
                  world_size: int = 1, rank: int = 0, persistent_workers: bool = False) -> DataLoader:
     """Shuffled by a DistributedSampler (also for one process) so that each epoch's order
-    depends only on (seed, epoch): call `loader.sampler.set_epoch(epoch)`. Evaluation shards
-    are padded to equal size by the sampler; the evaluator drops repeated annotation ids."""
-    sampler = DistributedSampler(dataset, world_size, rank, shuffle=train, seed=seed, drop_last=train)
+    depends only on (seed, epoch): call `loader.sampler.set_epoch(epoch)`. With persistent
+    workers, training samples also get their random draws from (seed, epoch, index). Evaluation
+    shards are padded to equal size by the sampler; the evaluator drops repeated annotation ids."""
+    persistent = persistent_workers and num_workers > 0
+    # Persistent workers keep their random state across epochs: seed each sample from (seed, epoch,
+    # index) instead, so that a resumed run sees the same augmentations (data/sampling.py).
+    seeded = train and persistent and getattr(dataset, "seeded_index", False)
+    kind = SeededSampler if seeded else DistributedSampler
+    sampler = kind(dataset, world_size, rank, shuffle=train, seed=seed, drop_last=train)
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
         drop_last=train, pin_memory=torch.cuda.is_available(), worker_init_fn=seed_worker,
         generator=torch.Generator().manual_seed(seed),
-        persistent_workers=persistent_workers and num_workers > 0,
+        persistent_workers=persistent,
         multiprocessing_context=_worker_start(dataset, num_workers),
     )
 
