@@ -118,6 +118,18 @@ VARIANTS = {  # name -> overrides of the data path
 }
 
 
+def sample_ms(args, variant: str, samples: int = 64) -> float:
+    """ms of loader work per training sample (dataset[i] in this process) on a variant's data path:
+    what each loader worker spends per image, the figure that sets how many workers a GPU needs."""
+    cfg = load_config(args.config, ["eval.vis_images=0", *args.overrides, *VARIANTS[variant]])
+    dataset = runner.builders.build_split(cfg, "train", train=True)
+    dataset[0]  # albumentations' lazy import, the cache's first touch
+    start = time.perf_counter()
+    for i in range(samples):
+        dataset[i % len(dataset)]
+    return 1000 * (time.perf_counter() - start) / samples
+
+
 def pipeline_rate(args, variant: str, options: StepOptions) -> float:
     """Full-pipeline images/s of one variant, built afresh (its own loader workers)."""
     cfg = load_config(args.config, ["eval.vis_images=0", *args.overrides, *VARIANTS[variant]])
@@ -156,6 +168,8 @@ def main():
     stages = stage_times(c, 64)
     stages["encode"] = encode_ms(c, ready.batches[0])
     stages["step"] = 1000 / model_bound
+    for variant in variants:
+        stages[f"loader sample, {variant} path"] = sample_ms(args, variant)
     cpu = f"CPU ({torch.get_num_threads()} threads)"
     device = torch.cuda.get_device_name() if c.device.type == "cuda" else cpu
     on_device = runner.builders.device_targets(cfg, c.device)
