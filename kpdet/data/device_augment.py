@@ -6,7 +6,7 @@ path (`transforms.sample_aug_params`, then the photometric draws below from the 
 per-sample generator), and a *canvas*: the augmented crop before rotation and flip, at the
 crop's resolution, widened to hold the crop under any rotation up to `aug.rotation`:
 
-    canvas (Wc, Hc) = ceil(W cos r + H sin r, W sin r + H cos r), Wc - W and Hc - H even
+    canvas (Wc, Hc) = the bounding box of the crop under any rotation in [-r, r] (canvas_size)
     C = image -> canvas (scale and shift of the draw, no rotation, no flip)      [2, 3]
     M = image -> crop   (transforms.augmented_crop_matrix, as the loader path)  [2, 3]
     R = M C^-1 = canvas -> crop: a rotation about the centre, maybe a mirror, no scaling
@@ -38,11 +38,17 @@ KERNEL = 5  # blur kernels are padded to 5 x 5 (albumentations' blur_limit (3, 5
 
 
 def canvas_size(input_size, max_rotation: float) -> tuple[int, int]:
-    """(Wc, Hc) of a canvas holding a (W, H) crop rotated by up to `max_rotation` degrees."""
+    """(Wc, Hc) of a canvas holding a (W, H) crop rotated by any angle up to `max_rotation` degrees.
+
+    The rotated crop's bounding box is W |cos t| + H |sin t| wide and W |sin t| + H |cos t| high;
+    over t in [0, r] each is largest at t = r or where it peaks (t = atan(H / W), resp.
+    atan(W / H): the diagonal). Rounded up so that Wc - W and Hc - H are even."""
     W, H = int(input_size[0]), int(input_size[1])
-    theta = math.radians(min(abs(float(max_rotation)), 90.0))
-    wc = math.ceil(W * math.cos(theta) + H * math.sin(theta) - 1e-9)
-    hc = math.ceil(W * math.sin(theta) + H * math.cos(theta) - 1e-9)
+    limit = math.radians(min(abs(float(max_rotation)), 90.0))
+    angles = [0.0, limit] + [a for a in (math.atan2(H, W), math.atan2(W, H)) if a <= limit]
+    wc = max(W * abs(math.cos(t)) + H * abs(math.sin(t)) for t in angles)
+    hc = max(W * abs(math.sin(t)) + H * abs(math.cos(t)) for t in angles)
+    wc, hc = math.ceil(wc - 1e-9), math.ceil(hc - 1e-9)
     return wc + (wc - W) % 2, hc + (hc - H) % 2
 
 

@@ -12,10 +12,21 @@ from tests.data.test_dataset import NAMES, _ann, write_fixture
 
 def test_canvas_size_holds_the_rotated_crop():
     assert DA.canvas_size((192, 256), 0) == (192, 256)
-    assert DA.canvas_size((192, 256), 90) == (256, 192)
+    assert DA.canvas_size((192, 256), 90) == (320, 320)  # passes the diagonal, sqrt(192² + 256²) = 320
     # 30 deg: 192 cos + 256 sin = 166.3 + 128 = 294.3 -> 295, made even-offset -> 296;
     # 192 sin + 256 cos = 96 + 221.7 = 317.7 -> 318 (318 - 256 = 62, even).
     assert DA.canvas_size((192, 256), 30) == (296, 318)
+    # 40 deg on (48, 64): the height peaks at atan(48 / 64) = 36.9 deg with the diagonal, 80;
+    # the width 48 cos 40 + 64 sin 40 = 36.8 + 41.1 = 77.9 -> 78.
+    assert DA.canvas_size((48, 64), 40) == (78, 80)
+    assert DA.canvas_size((48, 64), 180) == (80, 80)  # every angle: the diagonal both ways
+    for size, limit in (((48, 64), 40), ((192, 256), 30), ((160, 160), 45), ((64, 48), 75)):
+        wc, hc = DA.canvas_size(size, limit)
+        half = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * np.array(size) / 2
+        for angle in np.radians(np.linspace(-limit, limit, 181)):
+            rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+            corners = half @ rot.T
+            assert (np.abs(corners) <= np.array([wc, hc]) / 2 + 1e-9).all(), (size, limit, angle)
 
 
 def test_residual_is_rotation_and_mirror_without_scale():
