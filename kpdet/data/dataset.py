@@ -7,7 +7,12 @@ normalisation. Keypoints follow every geometric step through the same matrix.
 
 Randomness is drawn from torch's generator (one 62-bit seed per sample feeding a
 numpy Generator and albumentations), so samples are reproducible from
-`torch.manual_seed`, and DataLoader workers (seeded by torch) differ.
+`torch.manual_seed`, and DataLoader workers (seeded by torch) differ; or, for an
+(index, seed) pair (data/sampling.py), from that seed.
+
+`cache="ram"`: images come decoded from data/cache.py. `augment_on="device"` (train
+only): the sample is a uint8 canvas that data/device_augment.py turns into the crop on
+the training device, from the same parameter draws.
 """
 from __future__ import annotations
 
