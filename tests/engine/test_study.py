@@ -251,9 +251,9 @@ def test_shipped_study_runs_every_heatmap_loss_of_the_contract_on_three_seeds():
 
     study = load_study("configs/studies/synthetic_all_losses.yaml")
     contract = {"distance_aware_focal", "mse", "ce", "wce", "dce", "focal", "dual_focal", "dice",
-                "generalized_dice", "pointwise_exponential"}
+                "generalized_dice", "pointwise_exponential", "adaptive_wing", "ohkm_mse"}
     assert {LOSSES.canonical(loss.type) for loss in study.losses} == contract
-    assert study.seeds == [0, 1, 2] and study.baseline_label() == "mse" and len(study.runs()) == 30
+    assert study.seeds == [0, 1, 2] and study.baseline_label() == "mse" and len(study.runs()) == 36
     cfg = load_config(study.base, study.overrides)  # every budget key exists in the schema
     assert (cfg.train.max_iters_per_epoch, cfg.train.val_every_steps) == (64, 16)
 
