@@ -65,11 +65,11 @@ class AttributeConfig:
 
 @dataclass
 class ModelConfig:
-    backbone: str = "resnet18"  # resnet18 | resnet34 | resnet50
-    pretrained: str | None = None  # None | imagenet | path to a local weights file
+    backbone: str = "resnet18"  # resnet18|34|50, hrnet_w18_small(_v1), hrnet_w18|32|48, timm/<name> (timm extra)
+    pretrained: str | None = None  # None | imagenet (resnets) | hub (timm/<name>) | path to a local weights file
     input_size: list[int] = field(default_factory=lambda: [192, 256])  # [W, H] network input
     head_channels: int = 256  # SimpleBaseline deconvolution width
-    num_deconv: int = 3  # each doubles the resolution: stride 32 -> 4
+    num_deconv: int = 3  # heatmap stride 32 / 2^num_deconv (3: stride 4; on HRNet's stride-4 branch no deconv)
     final_bias: float | None = None  # last conv bias at init; None: logit(loss prior) if sigmoid, else 0
     head_conv: int = 0  # >0: a 3x3 conv with this many channels + ReLU before the last 1x1 (CenterNet)
     head_init_std: float = 0.001  # std of the normal init of the head's convolution weights
@@ -158,12 +158,14 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     return cfg
 
 
+# kpdet.models.BACKBONES (tests/test_config.py checks that they agree), and any timm/<name>
+BACKBONES = ("resnet18", "resnet34", "resnet50", "hrnet_w18_small", "hrnet_w18_small_v1", "hrnet_w18",
+             "hrnet_w32", "hrnet_w48")
 _CHOICES = {
     "device": ("auto", "cpu", "cuda"),
     "train.optimizer": ("adam", "adamw"),
     "train.scheduler": ("cosine", "step"),
     "train.amp": ("none", "bf16", "fp16"),
-    "model.backbone": ("resnet18", "resnet34", "resnet50"),
     "eval.nme_norm": ("none", "interocular", "box"),
 }
 
@@ -173,6 +175,9 @@ def _check(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value not in choices:
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(choices)}")
+    backbone = cfg.model.backbone
+    if backbone not in BACKBONES and not (backbone.startswith("timm/") and len(backbone) > len("timm/")):
+        raise ConfigError(f"model.backbone={backbone!r} is not one of {', '.join(BACKBONES)} or timm/<name>")
     for key in ("loss", "codec"):
         if "type" not in cfg[key]:
             raise ConfigError(f"{key} needs a 'type' key (for example {key}.type=...)")
