@@ -65,11 +65,11 @@ class AttributeConfig:
 
 @dataclass
 class ModelConfig:
-    backbone: str = "resnet18"  # resnet18|34|50, hrnet_w18_small(_v1), hrnet_w18|32|48, timm/<name> (timm extra)
-    pretrained: str | None = None  # None | imagenet (resnets) | hub (timm/<name>) | path to a local weights file
+    backbone: str = "resnet18"  # resnet18|34|50, hrnet_w18_small(_v1), hrnet_w18|32|48, timm/<name>
+    pretrained: str | None = None  # None | imagenet (resnets) | hub (timm/<name>) | a local weights file
     input_size: list[int] = field(default_factory=lambda: [192, 256])  # [W, H] network input
     head_channels: int = 256  # SimpleBaseline deconvolution width
-    num_deconv: int = 3  # heatmap stride 32 / 2^num_deconv (3: stride 4; on HRNet's stride-4 branch no deconv)
+    num_deconv: int = 3  # heatmap stride 32 / 2^num_deconv (3: 4; HRNet's stride-4 branch: no deconv)
     final_bias: float | None = None  # last conv bias at init; None: logit(loss prior) if sigmoid, else 0
     head_conv: int = 0  # >0: a 3x3 conv with this many channels + ReLU before the last 1x1 (CenterNet)
     head_init_std: float = 0.001  # std of the normal init of the head's convolution weights

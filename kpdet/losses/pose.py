@@ -48,8 +48,8 @@ class AdaptiveWingLoss(Loss):
                  w_map: float = 10.0):
         super().__init__()
         if not (omega > 0 and theta > 0 and epsilon > 0 and alpha > 1):
-            raise ValueError(f"adaptive_wing: need omega, theta, epsilon > 0 and alpha > 1, got omega={omega}, "
-                             f"theta={theta}, epsilon={epsilon}, alpha={alpha}")
+            raise ValueError(f"adaptive_wing: need omega, theta, epsilon > 0 and alpha > 1, got "
+                             f"omega={omega}, theta={theta}, epsilon={epsilon}, alpha={alpha}")
         self.omega, self.theta, self.epsilon = float(omega), float(theta), float(epsilon)
         self.alpha, self.w_map = float(alpha), float(w_map)
 

@@ -62,8 +62,8 @@ def load_by_name(trunk: nn.Module, name: str, pretrained: str) -> None:
     the trunk's: official HRNet pose or ImageNet checkpoints, MMPose's, or a trunk's own state dict.
     Keys the trunk lacks (classifier, final layer) are skipped; a trunk key the file lacks raises."""
     if pretrained in ("imagenet", "hub"):
-        raise ValueError(f"model.pretrained={pretrained!r}: there are no downloadable weights for {name} here; "
-                         f"pass a local checkpoint (e.g. the HRNet ImageNet or pose checkpoints of "
+        raise ValueError(f"model.pretrained={pretrained!r}: there are no downloadable weights for {name} "
+                         f"here; pass a local checkpoint (e.g. the HRNet ImageNet or pose checkpoints of "
                          f"github.com/HRNet) as model.pretrained=/path/to/file.pth")
     state = {_strip(k): v for k, v in _read_state(pretrained).items()}
     own = trunk.state_dict()

@@ -29,7 +29,8 @@ class OrdinalXYHead(nn.Module):
 
     def __init__(self, in_channels: int, num_keypoints: int, channels: int = 256, num_deconv: int = 3,
                  final_bias: float = 0.0, head_conv: int = 0, init_std: float = 0.001,
-                 input_size: Sequence[int] = (192, 256), bins: Sequence[int] = (384, 512), in_stride: int = 32):
+                 input_size: Sequence[int] = (192, 256), bins: Sequence[int] = (384, 512),
+                 in_stride: int = 32):
         super().__init__()
         width, height = (int(v) // in_stride * 2**num_deconv for v in input_size)
         self.features = DeconvHead(in_channels, num_keypoints, channels, num_deconv, final_bias, head_conv,

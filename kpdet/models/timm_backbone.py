@@ -58,15 +58,16 @@ class TimmBackbone(nn.Module):
         _check_name(timm, name)
         kwargs = _weights_args(name, pretrained)
         try:
-            self.body = timm.create_model(name, features_only=True, out_indices=(-1,), **kwargs)
+            # every feature level is returned and the last used: out_indices=(-1,) needs a recent timm
+            self.body = timm.create_model(name, features_only=True, **kwargs)
         except OSError as error:  # hub unreachable: huggingface_hub's LocalEntryNotFoundError, URLError
             if pretrained != "hub":
                 raise
             raise RuntimeError(
-                f"could not fetch timm's weights for {name} ({type(error).__name__}: {error}). Offline? On a "
-                f"machine that is online run `timm.create_model('{name}', pretrained=True)`, copy the file it "
-                f"cached (~/.cache/huggingface/hub/models--timm--{name}*/.../model.safetensors) and pass "
-                f"model.pretrained=/path/to/model.safetensors") from None
+                f"could not fetch timm's weights for {name} ({type(error).__name__}: {error}). Offline? "
+                f"On a machine that is online run `timm.create_model('{name}', pretrained=True)`, copy the "
+                f"file it cached (~/.cache/huggingface/hub/models--timm--{name}*/.../model.safetensors) "
+                f"and pass model.pretrained=/path/to/model.safetensors") from None
         except RuntimeError as error:  # state dict mismatch, or no features_only for this model
             raise RuntimeError(f"model.backbone='{PREFIX}{name}' (model.pretrained={pretrained!r}): "
                                f"{' '.join(str(error).split()[:40])}") from None
