@@ -108,8 +108,14 @@ def _transition(c_in: tuple[int, ...], c_out: tuple[int, ...]) -> nn.ModuleList:
 
 class HRNetBackbone(nn.Module):
     """[B, 3, H, W] -> the fused high-resolution branch [B, W, H/4, W/4] (`stride` 4,
-    `out_channels` W). `name`: a key of ARCHS. Weights start as torchvision's ResNet does
-    (Kaiming-normal convolutions, BN 1/0)."""
+    `out_channels` W). `name`: a key of ARCHS.
+
+    Init: Kaiming-normal convolutions and BN 1/0 as torchvision's ResNet, but the last BN of every
+    residual block starts at 0 (torchvision's zero_init_residual; Goyal et al. 2017), so each
+    block starts as the identity. Without it, an untrained HRNet in eval mode (fresh BN statistics)
+    sums its branches up to features ~1e3 (logits ~1e3 at init: first validations, ONNX checks);
+    with it ~10. (The official code draws every convolution from N(0, 0.001) and then loads
+    ImageNet weights; kpdet trains from scratch unless model.pretrained is set.)"""
 
     stride = 4
 
@@ -137,6 +143,9 @@ class HRNetBackbone(nn.Module):
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+        for module in self.modules():
+            if isinstance(module, (BasicBlock, Bottleneck)):
+                nn.init.zeros_((module.bn3 if isinstance(module, Bottleneck) else module.bn2).weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))

@@ -62,9 +62,12 @@ def test_neck_is_chosen_from_strides():
 @pytest.mark.parametrize("backbone", SMALL)
 def test_every_head_on_every_trunk(backbone):
     torch.manual_seed(0)
-    model = build_model(backbone, 5, head_channels=16, attribute_classes=3).eval()
-    heatmaps, classes = model(torch.zeros(2, 3, 96, 64), with_attribute=True)  # H 96, W 64
+    model = build_model(backbone, 5, head_channels=16, attribute_classes=3)
+    heatmaps, classes = model(torch.randn(2, 3, 96, 64), with_attribute=True)  # H 96, W 64
     assert heatmaps.shape == (2, 5, 24, 16) and classes.shape == (2, 3)  # stride 4 on every trunk
+    # every parameter gets a gradient: DDP needs no find_unused_parameters on any trunk
+    (heatmaps.sum() + classes.sum()).backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []
     deconvs = len(model.head.deconv) // 3
     assert deconvs == {32: 3, 4: 0}[model.backbone.stride]
     ordinal = build_model(backbone, 5, head_channels=16, head="ordinal_xy", input_size=(64, 96),
