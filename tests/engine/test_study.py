@@ -313,7 +313,8 @@ def test_backbone_and_pose_loss_studies_reuse_their_twins_runs(name, twin, new_r
     for run in study.runs():
         if run.name in shared:  # the ResNet-18 mse and daf runs: the very same folder and config
             twin_run = shared[run.name]
-            assert (run.work_dir, run.overrides, run.base) == (twin_run.work_dir, twin_run.overrides, twin_run.base)
+            assert (run.work_dir, run.overrides, run.base) == (twin_run.work_dir, twin_run.overrides,
+                                                               twin_run.base)
     assert sum(r.name not in shared for r in study.runs()) == new_runs and study.baseline_label() == "mse"
     for run in study.runs():
         cfg = load_config(study.base, [*run.overrides, f"loss.type={run.loss.type}"])
