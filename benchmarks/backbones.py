@@ -25,12 +25,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from kpdet.config import load_config  # noqa: E402
 from kpdet.losses import build_loss  # noqa: E402
 from kpdet.models import build_model  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 
 DEFAULT = "resnet18,resnet50,hrnet_w18_small,hrnet_w32,timm/mobilenetv3_large_100,timm/efficientnet_b0"
 KEYPOINTS = {"openfield": 4}  # by config folder; otherwise 17
@@ -57,7 +57,8 @@ def train_steps(model, loss, images, targets, optimizer, steps: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/openfield/mse.yaml")
     parser.add_argument("--backbones", default=DEFAULT)
     parser.add_argument("--batch", type=int, default=8)
@@ -81,7 +82,7 @@ def main() -> None:
         train_steps(model, loss, images, targets, optimizer, 1)  # warm-up: allocations, kernels chosen
         runs[name] = (model, targets, optimizer, [])
     for _ in range(args.rounds):
-        for name, (model, targets, optimizer, rates) in runs.items():
+        for model, targets, optimizer, rates in runs.values():
             rates.append(train_steps(model, loss, images, targets, optimizer, args.steps))
     print(f"config {args.config}: input {width}x{height}, {keypoints} keypoints, loss {cfg.loss.type}, "
           f"batch {args.batch}, {args.threads} threads, median of {args.rounds} rounds x {args.steps} steps")
@@ -94,8 +95,8 @@ def main() -> None:
         row = (params, gmacs(name, keypoints, (width, height)), gmacs(name, keypoints, (192, 256)),
                statistics.median(rates))
         base = base or row
-        print(f"| {name} | {row[0]:.2f} | {row[1]:.2f} | {row[2]:.2f} | {row[3]:.1f} | {row[0] / base[0]:.2f} "
-              f"| {row[1] / base[1]:.2f} | {row[3] / base[3]:.2f} |", flush=True)
+        ratios = " | ".join(f"{row[i] / base[i]:.2f}" for i in (0, 1, 3))
+        print(f"| {name} | {row[0]:.2f} | {row[1]:.2f} | {row[2]:.2f} | {row[3]:.1f} | {ratios} |")
 
 
 if __name__ == "__main__":
