@@ -82,12 +82,13 @@ def _strip(key: str) -> str:
 
 
 def _read_state(pretrained: str) -> dict:
-    """A local weights file: a state dict, or one under a 'state_dict' or 'model' key."""
+    """A local weights file: a state dict, or one under a 'state_dict', 'model' (a kpdet checkpoint) or
+    'trunk' (a kpdet pretrained trunk, kpdet/engine/pretrain.py) key."""
     path = Path(pretrained)
     if not path.is_file():
         raise FileNotFoundError(f"model.pretrained={pretrained!r}: no such file (or use 'imagenet' or null)")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
+    for key in ("state_dict", "model", "trunk"):
         state = state.get(key, state) if isinstance(state, dict) else state
     return state
 
