@@ -14,6 +14,16 @@ needs_timm = pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason
 TRUNKS = ["hrnet_w18_small", pytest.param("timm/resnet10t", marks=needs_timm)]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """HRNet runs ~400 small ops per pass: on the shared 2-core test machine 2 torch threads made a
+    forward + backward 10-40x slower than 1 (0.8-4.3 s against 0.1 s, measured under load 7)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("backbone", TRUNKS)
 def test_onnx_export_and_flip_test_predictor(backbone, tiny_synthetic, tmp_path):
     from kpdet.engine.export import export

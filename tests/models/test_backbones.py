@@ -16,6 +16,16 @@ needs_timm = pytest.mark.skipif(not HAS_TIMM, reason="the timm extra is not inst
 SMALL = ["resnet18", "hrnet_w18_small", pytest.param("timm/resnet10t", marks=needs_timm)]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """HRNet runs ~400 small ops per pass: on the shared 2-core test machine 2 torch threads made a
+    forward + backward 10-40x slower than 1 (0.8-4.3 s against 0.1 s, measured under load 7)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pose_hrnet_on_meta(name: str, keypoints: int = 17) -> tuple[int, float]:
     """Parameters and multiply-adds of trunk + 1x1 heatmap layer at 256x192, on the meta device."""
     with torch.device("meta"):
