@@ -12,7 +12,10 @@ divides multiply-adds by 1024^3, so 7.1 there is 7.6 here). Training img/s: Adam
 crops against random heatmap targets with the config's loss, model-bound (no loader), batch
 `--batch`; the models take turns, `--rounds` rounds of `--steps` timed steps each after one
 warm-up step, and the median round counts (a load change on a shared machine hits every model).
-Ratios are against the first backbone (ResNet-18), measured in the same run.
+Two clocks: wall-clock img/s, and images per CPU-second of this process, which on a shared,
+loaded machine is the fair figure at `--threads 1` (it does not count the time other jobs hold
+the core; at 2 threads it counts spin-waiting too). Ratios are against the first backbone
+(ResNet-18), measured in the same run.
 """
 from __future__ import annotations
 
@@ -46,14 +49,15 @@ def gmacs(backbone: str, keypoints: int, size: tuple[int, int]) -> float:
     return counter.get_total_flops() / 2 / 1e9
 
 
-def train_steps(model, loss, images, targets, optimizer, steps: int) -> float:
-    """images/s over `steps` optimizer steps."""
-    start = time.perf_counter()
+def train_steps(model, loss, images, targets, optimizer, steps: int) -> tuple[float, float]:
+    """(images per wall-clock second, images per CPU-second of this process) over `steps` steps."""
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
         loss(model(images), targets).backward()
         optimizer.step()
-    return steps * images.shape[0] / (time.perf_counter() - start)
+    images_done = steps * images.shape[0]
+    return images_done / (time.perf_counter() - start), images_done / (time.process_time() - cpu)
 
 
 def main() -> None:
@@ -86,17 +90,18 @@ def main() -> None:
             rates.append(train_steps(model, loss, images, targets, optimizer, args.steps))
     print(f"config {args.config}: input {width}x{height}, {keypoints} keypoints, loss {cfg.loss.type}, "
           f"batch {args.batch}, {args.threads} threads, median of {args.rounds} rounds x {args.steps} steps")
-    print("| backbone | params (M) | GFLOPs @ input | GFLOPs @ 256x192 | train img/s | params x | GFLOPs x "
-          "| img/s x |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| backbone | params (M) | GFLOPs @ input | GFLOPs @ 256x192 | train img/s (wall) | img per CPU-s "
+          "| params x | GFLOPs x | img/s x (wall) | img per CPU-s x |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     base = None
     for name, (model, _, _, rates) in runs.items():
         params = sum(p.numel() for p in model.parameters()) / 1e6
         row = (params, gmacs(name, keypoints, (width, height)), gmacs(name, keypoints, (192, 256)),
-               statistics.median(rates))
+               statistics.median(r[0] for r in rates), statistics.median(r[1] for r in rates))
         base = base or row
-        ratios = " | ".join(f"{row[i] / base[i]:.2f}" for i in (0, 1, 3))
-        print(f"| {name} | {row[0]:.2f} | {row[1]:.2f} | {row[2]:.2f} | {row[3]:.1f} | {ratios} |")
+        ratios = " | ".join(f"{row[i] / base[i]:.2f}" for i in (0, 1, 3, 4))
+        values = f"{row[0]:.2f} | {row[1]:.2f} | {row[2]:.2f} | {row[3]:.1f} | {row[4]:.1f}"
+        print(f"| {name} | {values} | {ratios} |")
 
 
 if __name__ == "__main__":
