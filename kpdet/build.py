@@ -49,8 +49,35 @@ def build_loss_from_cfg(cfg: DictConfig):
                          f"model.head={cfg.model.head!r} trains with {wanted} targets; use one of: "
                          f"{', '.join(fitting)}")
     loss = XYLoss(loss) if kind == "ordinal" else loss
+    if getattr(loss, "learner", None) is not None:
+        raise ValueError("loss.ground_distance='learned' learns from the features of a classifier: use it "
+                         "for the attribute head (model.attribute.ground_distance=learned)")
     attribute = cfg.model.attribute
-    return loss if attribute is None else WithAttributeLoss(loss, attribute.weight)
+    if attribute is None:
+        return loss
+    return WithAttributeLoss(loss, attribute.weight, build_attribute_loss(attribute))
+
+
+def build_attribute_loss(attribute: DictConfig):
+    """model.attribute's loss over its classes: `loss` (squared_emd | bin_ce) with, for squared_emd,
+    `ground_distance` (ordinal | matrix | learned) and its parameters."""
+    name = LOSSES.canonical(attribute.loss) if attribute.loss in LOSSES else attribute.loss
+    if name not in ("squared_emd", "bin_ce"):
+        raise ValueError(f"model.attribute.loss={attribute.loss!r} is not one of squared_emd, bin_ce")
+    if name == "bin_ce":
+        return build_loss("bin_ce")
+    a = OmegaConf.to_container(attribute, resolve=True)
+    params = {"ground_distance": a["ground_distance"], "classes": a["classes"]}
+    if a["ground_distance"] != "ordinal":
+        params.update(exponent=a["exponent"], bias=a["bias"])
+    if a["ground_distance"] == "matrix":
+        params["matrix"] = a["matrix"]
+    if a["ground_distance"] == "learned":
+        params.update(warmup_epochs=a["warmup_epochs"], balance=a["balance"])
+    try:
+        return build_loss({"type": "squared_emd", **params})
+    except (ValueError, FileNotFoundError) as error:
+        raise type(error)(f"model.attribute: {error}") from None
 
 
 def build_codec_from_cfg(cfg: DictConfig):

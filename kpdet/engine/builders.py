@@ -38,9 +38,11 @@ def build_split(cfg: DictConfig, split: str, train: bool, codec=None):
         split_cfg = cfg.data.val
     if not split_cfg.ann_file:
         raise ValueError(f"data.{split}.ann_file is not set")
-    attribute = cfg.model.attribute
-    attribute = (attribute.field, attribute.classes) if attribute is not None else None
-    dataset = build_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train, attribute)
+    attribute, permutation = cfg.model.attribute, None
+    if attribute is not None:
+        attribute, permutation = (attribute.field, attribute.classes), attribute.class_permutation
+    dataset = build_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train, attribute,
+                            list(permutation) if permutation is not None else None)
     return dataset if codec is None else WithHeatmapTargets(dataset, codec)
 
 

@@ -18,7 +18,9 @@ from kpdet.engine.evaluate import evaluate, summary_table
 from kpdet.engine.logger import TensorBoardLogger
 from kpdet.engine.panels import log_panels
 from kpdet.engine.train import StepOptions, train_one_epoch
+from kpdet.metrics import ground_distance_spearman
 from kpdet.predict import make_predictor
+from kpdet.vis.matrix import matrix_picture
 
 
 @dataclass
@@ -118,6 +120,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
             c.model, c.loss_fn, c.codec, c.train_loader, c.optimizer, c.scheduler, c.scaler, c.device,
             epoch, state.step, step_options(cfg), c.ema, logger.scalars, dump, progress=main,
             after_step=_every_steps(cfg, c, validate))
+        _learn_ground_distance(c, logger, state.step)
         state.epoch, state.skipped_nonfinite = epoch + 1, state.skipped_nonfinite + stats["skipped_nonfinite"]
         logger.scalars(state.step, {"loss/epoch": stats["loss"], "train/skipped_nonfinite":
                                     state.skipped_nonfinite})
@@ -173,6 +176,40 @@ def _every_steps(cfg, c: Components, validate):
     return after_step
 
 
+def _learn_ground_distance(c: Components, logger, step: int) -> None:
+    """model.attribute.ground_distance=learned: close the learner's epoch (new matrix, the EMD weight
+    after the warm-up); TensorBoard `ground_distance/weight` and the image `ground_distance/matrix`."""
+    learner = getattr(c.loss_fn, "learner", None)
+    if learner is None:
+        return
+    learner.end_epoch()
+    logger.scalars(step, {"ground_distance/weight": learner.weight})
+    if learner.matrix is not None and distributed.is_main():
+        logger.image("ground_distance/matrix", step, matrix_picture(
+            learner.matrix, _class_labels(c.val_set), f"learned ground distance, epoch {learner.epoch}"))
+
+
+def _class_labels(dataset) -> list[str] | None:
+    """Axis labels of the model's classes: "2 (true 0)" when class_permutation relabelled them."""
+    permutation = getattr(dataset, "attribute_permutation", None)
+    if permutation is None:
+        return None
+    true = {model_class: c for c, model_class in enumerate(permutation)}
+    return [f"{k} (true {true[k]})" for k in range(len(permutation))]
+
+
+def _ground_distance_metrics(c: Components) -> dict[str, float]:
+    """With a learned matrix: `ground_distance_spearman`, its Spearman correlation with |i - j| in
+    the true class order (the annotation field's order, mapped through class_permutation), and
+    `centroid_distance_spearman`, that of the centroid distances it was ranked from."""
+    learner = getattr(c.loss_fn, "learner", None)
+    if learner is None or learner.matrix is None:
+        return {}
+    permutation = getattr(c.val_set, "attribute_permutation", None)
+    return {"ground_distance_spearman": ground_distance_spearman(learner.matrix, permutation),
+            "centroid_distance_spearman": ground_distance_spearman(learner.distances, permutation)}
+
+
 def _trim_history(path: Path, step: int) -> None:
     """On resume, drop validations after the checkpoint's step: the resumed run redoes them."""
     if path.exists():
@@ -183,6 +220,7 @@ def _trim_history(path: Path, step: int) -> None:
 def _validate(cfg, predictor, c: Components, logger, step, index: int = 0) -> dict[str, float]:
     distributed.broadcast_buffers(predictor.model)
     metrics = evaluate(predictor, c.val_loader, c.val_set, c.device, cfg.eval.nme_norm, cfg.eval.nme_pair)
+    metrics.update(_ground_distance_metrics(c))
     logger.scalars(step, metrics, prefix="val/")
     if distributed.is_main():
         _append_history(Path(cfg.work_dir) / "history.jsonl", step, metrics)
@@ -219,6 +257,7 @@ def _checkpoint(cfg, c: Components, state: TrainState) -> dict:
         "ema": c.ema.state_dict() if c.ema is not None else None,
         "state": asdict(state), "rng": rng_state(), "config": OmegaConf.to_yaml(cfg),
         "keypoints": spec_to_checkpoint(c.train_set.spec),
+        "ground_distance": learner.state_dict() if (learner := getattr(c.loss_fn, "learner", None)) else None,
     }
 
 
@@ -244,6 +283,9 @@ def _resume(cfg, work_dir: Path, c: Components) -> TrainState:
     c.scaler.load_state_dict(checkpoint["scaler"])
     if c.ema is not None and checkpoint.get("ema") is not None:
         c.ema.load_state_dict(checkpoint["ema"])
+    learner = getattr(c.loss_fn, "learner", None)
+    if learner is not None and checkpoint.get("ground_distance") is not None:
+        learner.load_state_dict(checkpoint["ground_distance"])
     set_rng_state(checkpoint["rng"])
     if distributed.is_main():
         print(f"resumed from {path} at epoch {checkpoint['state']['epoch']}", flush=True)

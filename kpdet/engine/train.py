@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from kpdet.engine import distributed
 from kpdet.losses.ordinal import WithAttributeLoss
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -110,11 +111,29 @@ def _forward_backward(model, loss_fn, codec, batch, scaler, device, options: Ste
     with autocast(device, options.amp):
         if isinstance(loss_fn, WithAttributeLoss):  # model.attribute: the per-instance class too
             classes = batch["attribute"].to(device, non_blocking=True)
-            loss = loss_fn(model(images, with_attribute=True), (targets, classes), weights)
+            with observe_features(model, loss_fn.learner, classes):
+                outputs = model(images, with_attribute=True)
+            loss = loss_fn(outputs, (targets, classes), weights)
         else:
             loss = loss_fn(model(images), targets, weights)
     scaler.scale(loss / options.accumulate).backward()
     return loss.detach()
+
+
+@contextmanager
+def observe_features(model: nn.Module, learner, labels: torch.Tensor):
+    """model.attribute.ground_distance=learned: during this forward pass, hand the attribute
+    classifier's input (the pooled features [B, F], read by a pre-hook on its Linear layer) and
+    the batch's classes [B] to the GroundDistanceLearner. No learner: nothing."""
+    if learner is None:
+        yield
+        return
+    classifier = distributed.unwrap(model).attribute.fc
+    handle = classifier.register_forward_pre_hook(lambda _m, inputs: learner.observe(inputs[0], labels))
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def encode_targets(codec, batch: dict, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
