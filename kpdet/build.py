@@ -48,10 +48,10 @@ def build_loss_from_cfg(cfg: DictConfig):
         raise ValueError(f"loss.type={cfg.loss.type!r} takes {kind} targets, but "
                          f"model.head={cfg.model.head!r} trains with {wanted} targets; use one of: "
                          f"{', '.join(fitting)}")
-    loss = XYLoss(loss) if kind == "ordinal" else loss
     if getattr(loss, "learner", None) is not None:
         raise ValueError("loss.ground_distance='learned' learns from the features of a classifier: use it "
                          "for the attribute head (model.attribute.ground_distance=learned)")
+    loss = XYLoss(loss) if kind == "ordinal" else loss
     attribute = cfg.model.attribute
     if attribute is None:
         return loss

@@ -91,7 +91,7 @@ def rank_distance(centroids: Tensor, seen: Tensor | None = None) -> Tensor:
         E[i, j] = ||c_i - c_j||_2;  R[i, j] = rank of E[i, j] in row i (0 = itself, 1 = nearest, ...)
         D = (R + R^T) / (2 (C - 1))   in [0, 1], zero diagonal, symmetric
 
-    A class not `seen` (bool [C]) is farthest from every other (E = inf), ties broken by index.
+    A class not `seen` (bool [C]) is farthest from every other (E = inf; ties broken by index).
     """
     C = centroids.shape[0]
     distance = centroid_distance(centroids, seen).fill_diagonal_(-1.0)  # itself first whatever the ties
