@@ -140,3 +140,24 @@ def test_learned_matrix_resumes_exactly(learned_run, tiny_synthetic, tmp_path, m
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     assert metrics == reference
+
+
+def test_the_study_compares_four_attribute_losses_on_the_hidden_order():
+    from kpdet.engine.study.run import run_config
+    from kpdet.engine.study.spec import load_study
+    from kpdet.metrics import ground_distance_spearman
+
+    study = load_study("configs/studies/synthetic_attribute_ground_distance.yaml")
+    runs = {run.loss.label: run_config(run) for run in study.runs() if run.seed == 0}
+    assert list(runs) == ["ce", "emd_ordinal", "emd_matrix", "emd_learned"] and study.baseline_label() == "ce"
+    attribute = {label: cfg.model.attribute for label, cfg in runs.items()}
+    assert attribute["ce"].loss == "bin_ce" and attribute["emd_learned"].ground_distance == "learned"
+    assert attribute["emd_ordinal"].class_permutation is None  # the order given
+    for label in ("ce", "emd_matrix", "emd_learned"):
+        assert list(attribute[label].class_permutation) == [2, 0, 3, 1]
+    matrix = attribute["emd_matrix"].matrix
+    assert [list(row) for row in matrix] == HIDDEN_LINE
+    perm = [2, 0, 3, 1]  # true classes a, b are labels perm[a], perm[b]: their distance must be |a - b|
+    assert all(HIDDEN_LINE[perm[a]][perm[b]] == abs(a - b) for a in range(4) for b in range(4))
+    assert ground_distance_spearman(np.array(HIDDEN_LINE), perm) == pytest.approx(1.0)
+    assert {cfg.loss.type for cfg in runs.values()} == {"distance_aware_focal"}  # the keypoint loss is shared
