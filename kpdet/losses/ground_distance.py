@@ -158,15 +158,18 @@ class GroundDistanceLearner:
 
     def end_epoch(self) -> None:
         """Close an epoch: new centroids and matrix; the EMD weight at the end of the warm-up."""
+        if self.sums is None:
+            raise RuntimeError(f"no features observed in epoch {self.epoch}: the learned ground distance "
+                               "needs `observe(features, labels)` every step (a hook on the attribute classifier, "
+                               "which a compiled model may skip: train.compile=false)")
         sums, counts, recorded = _all_reduce(self.sums, self.counts, self.recorded)
-        if sums is not None:
-            present = counts > 0
-            if self.centroids is None:
-                self.centroids = torch.zeros_like(sums)
-            self.centroids[present] = sums[present] / counts[present, None]
-            self.seen |= present
-            self.distances = centroid_distance(self.centroids, self.seen)
-            self.matrix = rank_distance(self.centroids, self.seen)
+        present = counts > 0
+        if self.centroids is None:
+            self.centroids = torch.zeros_like(sums)
+        self.centroids[present] = sums[present] / counts[present, None]
+        self.seen |= present
+        self.distances = centroid_distance(self.centroids, self.seen)
+        self.matrix = rank_distance(self.centroids, self.seen)
         if self.epoch == self.warmup_epochs - 1:
             ce, emd, batches = recorded.tolist()
             self.weight = ce / emd / self.balance if batches and emd > 0 else 0.0

@@ -227,3 +227,8 @@ def test_learner_refuses_bad_settings_and_labels():
         GroundDistanceLearner(3, warmup_epochs=1)
     with pytest.raises(ValueError, match=r"classes in \[0, 3\)"):
         GroundDistanceLearner(3).observe(torch.zeros(1, 2), torch.tensor([3]))
+
+
+def test_an_epoch_without_observations_is_an_error():
+    with pytest.raises(RuntimeError, match="no features observed in epoch 0"):
+        GroundDistanceLearner(3).end_epoch()
