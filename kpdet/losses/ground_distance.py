@@ -160,8 +160,8 @@ class GroundDistanceLearner:
         """Close an epoch: new centroids and matrix; the EMD weight at the end of the warm-up."""
         if self.sums is None:
             raise RuntimeError(f"no features observed in epoch {self.epoch}: the learned ground distance "
-                               "needs `observe(features, labels)` every step (a hook on the attribute classifier, "
-                               "which a compiled model may skip: train.compile=false)")
+                               "needs `observe(features, labels)` every step (a hook on the attribute "
+                               "classifier, which a compiled model may skip: train.compile=false)")
         sums, counts, recorded = _all_reduce(self.sums, self.counts, self.recorded)
         present = counts > 0
         if self.centroids is None:
