@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from kpdet.errors import UserError, did_you_mean
 
 
 @dataclass
@@ -130,7 +132,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override that does not fit the schema."""
 
 
@@ -153,9 +155,22 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
                 cfg[key] = dotlist[key]
     except OmegaConfBaseException as error:
         message = str(error.msg).splitlines()[0]
+        if isinstance(error, ConfigKeyError) and "Did you mean" not in message:
+            message += did_you_mean(error.full_key, schema_keys())
         raise ConfigError(f"config error in {source}: key {error.full_key!r}: {message}") from None
     _check(cfg)
     return cfg
+
+
+def schema_keys() -> list[str]:
+    """Every dotted key of the schema ('train.epochs', 'data.train.ann_file', ...)."""
+    def walk(node, prefix):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                yield from walk(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}"
+    return list(walk(OmegaConf.to_container(OmegaConf.structured(Config)), ""))
 
 
 _CHOICES = {

@@ -15,6 +15,7 @@ from kpdet.build import (  # noqa: F401  (re-exported: config -> codec/loss/mode
     build_model_from_cfg,
     resolve_device,
 )
+from kpdet.config import ConfigError
 from kpdet.data import build_dataset
 from kpdet.data.targets import WithHeatmapTargets
 
@@ -37,7 +38,7 @@ def build_split(cfg: DictConfig, split: str, train: bool, codec=None):
     if split == "test" and not split_cfg.ann_file:
         split_cfg = cfg.data.val
     if not split_cfg.ann_file:
-        raise ValueError(f"data.{split}.ann_file is not set")
+        raise ConfigError(f"data.{split}.ann_file is not set (give data.{split}.ann_file=PATH)")
     attribute = cfg.model.attribute
     attribute = (attribute.field, attribute.classes) if attribute is not None else None
     dataset = build_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train, attribute)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from kpdet.errors import UserError
 from kpdet.losses import LOSSES
 
 STUDY_KEYS = {"base", "work_dir", "overrides", "datasets", "losses", "seeds", "seed", "baseline", "metric",
@@ -34,7 +35,7 @@ PARALLEL_KEYS = {"backend", "workers", "threads", "cluster", "slurm"}
 BACKENDS = ("serial", "processes", "submitit")
 
 
-class StudyError(ValueError):
+class StudyError(UserError, ValueError):
     """A study file or --losses string that does not make sense; the message names the field."""
 
 
