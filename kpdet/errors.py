@@ -85,7 +85,12 @@ def _is_omegaconf_input_error(error: BaseException) -> bool:
 
 
 def short(message: str) -> str:
-    """At most MAX_LINES lines; longer messages say how many lines were left out."""
+    """At most MAX_LINES lines; longer messages say how many lines were left out. An error re-raised
+    from a DataLoader worker ('Caught X in DataLoader worker ... Original Traceback ...') is
+    shown as its original message, the traceback's last line."""
+    if "Original Traceback (most recent call last):" in message:
+        last = message.strip().splitlines()[-1]
+        message = last.split(": ", 1)[1] if ": " in last and "Error" in last.split(": ", 1)[0] else last
     lines = message.strip().splitlines() or [""]
     if len(lines) <= MAX_LINES:
         return "\n".join(lines)

@@ -12,11 +12,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kpdet.engine.compare import build_study, run_study  # noqa: E402
+from kpdet.errors import run_cli  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="tracebacks for errors (or KPDET_DEBUG=1)")
     parser.add_argument("config", help="training config or study file")
     parser.add_argument("--losses",
                         help='comma-separated losses, optional parameters: "daf,mse,dfl(alpha=2)"')
@@ -33,4 +35,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, debug="--debug" in sys.argv[1:])

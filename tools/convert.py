@@ -13,7 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kpdet.data import convert  # noqa: E402
-from kpdet.data.coco import DatasetError, read_json  # noqa: E402
+from kpdet.data.coco import read_json  # noqa: E402
+from kpdet.errors import run_cli  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,28 +37,26 @@ def _parser() -> argparse.ArgumentParser:
     topts.add_argument("json")
     for p in (dlc, pts, back, topts):
         p.add_argument("--out", required=True)
+        p.add_argument("--debug", action="store_true", help="tracebacks for errors (or KPDET_DEBUG=1)")
     return parser
 
 
 def main() -> None:
     args = _parser().parse_args()
-    try:
-        if args.command == "dlc2coco":
-            skeleton = [pair.split("-") for pair in args.skeleton.split(",") if pair]
-            data = convert.dlc_to_coco(args.csv, args.img_dir, args.category, skeleton)
-        elif args.command == "pts2coco":
-            data = convert.pts_to_coco(args.dir, args.category)
-        elif args.command == "coco2dlc":
-            results = json.loads(Path(args.results).read_text()) if args.results else None
-            convert.coco_to_dlc(read_json(args.json), args.out, results, args.scorer)
-            return print(f"wrote {args.out}")
-        else:
-            return print(f"wrote {len(convert.coco_to_pts(read_json(args.json), args.out))} .pts files")
-    except DatasetError as error:
-        sys.exit(f"error: {error}")
+    if args.command == "dlc2coco":
+        skeleton = [pair.split("-") for pair in args.skeleton.split(",") if pair]
+        data = convert.dlc_to_coco(args.csv, args.img_dir, args.category, skeleton)
+    elif args.command == "pts2coco":
+        data = convert.pts_to_coco(args.dir, args.category)
+    elif args.command == "coco2dlc":
+        results = json.loads(Path(args.results).read_text()) if args.results else None
+        convert.coco_to_dlc(read_json(args.json), args.out, results, args.scorer)
+        return print(f"wrote {args.out}")
+    else:
+        return print(f"wrote {len(convert.coco_to_pts(read_json(args.json), args.out))} .pts files")
     Path(args.out).write_text(json.dumps(data, indent=1))
     print(f"wrote {args.out}: {len(data['images'])} images, {len(data['annotations'])} annotations")
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, debug="--debug" in sys.argv[1:])

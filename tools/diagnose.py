@@ -15,12 +15,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kpdet.config import load_config  # noqa: E402
 from kpdet.engine.diagnose import diagnose  # noqa: E402
+from kpdet.errors import run_cli  # noqa: E402
 from kpdet.metrics import format_rows  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="tracebacks for errors (or KPDET_DEBUG=1)")
     parser.add_argument("config")
     parser.add_argument("--steps", type=int, default=100, help="optimizer steps to train")
     parser.add_argument("--every", type=int, default=10, help="record every M steps (step 0 always)")
@@ -34,4 +36,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, debug="--debug" in sys.argv[1:])

@@ -13,11 +13,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kpdet.engine.export import export  # noqa: E402
+from kpdet.errors import run_cli  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="tracebacks for errors (or KPDET_DEBUG=1)")
     parser.add_argument("checkpoint")
     parser.add_argument("--out", default="model.onnx", help="the ONNX file to write")
     parser.add_argument("--config", help="a config overriding the one saved in the checkpoint")
@@ -31,4 +33,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, debug="--debug" in sys.argv[1:])

@@ -9,11 +9,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kpdet.data.synthetic import ensure_synthetic, generate_synthetic  # noqa: E402
+from kpdet.errors import run_cli  # noqa: E402
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="tracebacks for errors (or KPDET_DEBUG=1)")
     parser.add_argument("--out", default="data/synthetic", help="dataset root (JSON files + images/)")
     parser.add_argument("--num-train", type=int, default=2000)
     parser.add_argument("--num-val", type=int, default=200)
@@ -35,4 +37,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, debug="--debug" in sys.argv[1:])

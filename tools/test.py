@@ -9,10 +9,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kpdet.config import load_config  # noqa: E402
 from kpdet.engine.evaluate import keypoint_table, summary_table  # noqa: E402
 from kpdet.engine.runner import test  # noqa: E402
+from kpdet.errors import run_cli  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="tracebacks for errors (or KPDET_DEBUG=1)")
     parser.add_argument("config")
     parser.add_argument("checkpoint", help="last.pt or best.pt of a run")
     parser.add_argument("--out", help="write the metrics to this JSON file")
@@ -28,4 +30,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, debug="--debug" in sys.argv[1:])

@@ -43,7 +43,10 @@ def build_split(cfg: DictConfig, split: str, train: bool, codec=None):
         raise ConfigError(f"data.{split}.ann_file is not set (give data.{split}.ann_file=PATH)")
     attribute = cfg.model.attribute
     attribute = (attribute.field, attribute.classes) if attribute is not None else None
-    dataset = build_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train, attribute)
+    try:
+        dataset = build_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train, attribute)
+    except DatasetError as error:
+        raise DatasetError(f"data.{split}: {error}") from error
     return dataset if codec is None else WithHeatmapTargets(dataset, codec)
 
 
