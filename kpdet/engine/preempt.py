@@ -37,6 +37,13 @@ def signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
+def _stderr_fd() -> int:
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by an in-memory stream (io.UnsupportedOperation)
+        return 2
+
+
 class StopRequest:
     """While entered (main thread only), `signals` set a flag instead of ending the process."""
 
@@ -60,7 +67,7 @@ class StopRequest:
         if self.signum is None:
             self.signum = signum
             # os.write, not print: a handler may run in the middle of another print to stderr
-            os.write(sys.stderr.fileno(), f"kpdet: got {signal_name(signum)}: stopping after this optimizer "
+            os.write(_stderr_fd(), f"kpdet: got {signal_name(signum)}: stopping after this optimizer "
                      f"step and writing a checkpoint (Ctrl-C again to stop at once)\n".encode())
 
     def requested(self) -> bool:

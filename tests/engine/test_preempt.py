@@ -1,0 +1,104 @@
+"""Preemption: a signal ends training after the current optimizer step with a checkpoint at that step
+(mid-epoch), exit status 75; resume=auto then finishes bit-identical to a run never interrupted."""
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from kpdet.config import load_config
+from kpdet.engine import preempt, runner
+from kpdet.engine import train as train_module
+from tests.conftest import ROOT, data_overrides
+
+# 3 batches of 2 per epoch, 2 epochs: steps 1-3 in epoch 1, 4-6 in epoch 2
+BUDGET = ["train.epochs=2", "train.batch_size=2", "train.max_iters_per_epoch=3", "eval.vis_images=0",
+          "train.val_interval=2", "train.checkpoint_interval=2",  # fewer 140 MB writes: quicker
+          "train.log_interval=1"]
+
+
+def overrides(root, work, *extra):
+    return [*data_overrides(root), f"work_dir={work}", *BUDGET, *extra]
+
+
+def config(root, work, *extra):
+    return load_config("configs/smoke.yaml", overrides(root, work, *extra))
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_synthetic, tmp_path_factory):
+    work = tmp_path_factory.mktemp("never_interrupted")
+    metrics = runner.fit(config(tiny_synthetic, work))
+    return torch.load(work / "last.pt", weights_only=True), metrics
+
+
+def assert_same_run(work, metrics, reference):
+    saved, reference_metrics = reference
+    resumed = torch.load(work / "last.pt", weights_only=True)
+    for key, value in reference_metrics.items():
+        assert metrics[key] == value or (value != value and metrics[key] != metrics[key]), key
+    for key, value in saved["model"].items():
+        assert torch.equal(resumed["model"][key], value), key
+    assert resumed["state"]["step"] == saved["state"]["step"] == 6
+
+
+def signal_at_step(monkeypatch, signum: int, at: int) -> None:
+    """Deliver `signum` to this process in the middle of optimizer step `at` (after the gradients,
+    before the weights change): the step must still complete."""
+    real, count = train_module._optimizer_step, [0]
+
+    def step_then_signal(*args, **kwargs):
+        count[0] += 1
+        if count[0] == at:
+            os.kill(os.getpid(), signum)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_optimizer_step", step_then_signal)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_signal_mid_epoch_checkpoints_that_step_and_resumes_exactly(signum, reference, tiny_synthetic, tmp_path,
+                                                                    monkeypatch, capsys):
+    signal_at_step(monkeypatch, signum, at=4)  # epoch 2, its first batch of 3
+    with pytest.raises(preempt.Interrupted) as stop:
+        runner.fit(config(tiny_synthetic, tmp_path, "resume=auto"))
+    assert stop.value.code == preempt.RESUMABLE_EXIT == 75
+    assert f"interrupted by {signal.Signals(signum).name} at step 4 (in epoch 2 after batch 1)" in str(stop.value)
+    state = torch.load(tmp_path / "last.pt", weights_only=True)["state"]
+    assert (state["step"], state["epoch"], state["batch"]) == (4, 1, 1)  # not the epoch boundary (step 3)
+    assert signal.getsignal(signum) is not None and signal.getsignal(signum) != signal.SIG_IGN
+    monkeypatch.undo()
+    metrics = runner.fit(config(tiny_synthetic, tmp_path, "resume=auto"))
+    assert "resumed from" in capsys.readouterr().out
+    assert_same_run(tmp_path, metrics, reference)
+
+
+def test_sigterm_to_a_training_process_then_resume(reference, tiny_synthetic, tmp_path):
+    """tools/train.py as a user runs it, signalled from outside as SLURM does."""
+    args = [sys.executable, "tools/train.py", "configs/smoke.yaml", *overrides(tiny_synthetic, tmp_path),
+            "resume=auto"]
+    # the reference ran at conftest's torch thread count: bitwise equality needs the same here
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("epoch 1 [1/3]"):  # step 1 done: signal during step 2 (or 3)
+            process.send_signal(signal.SIGTERM)
+            break
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 75, err[-2000:]
+    state = torch.load(tmp_path / "last.pt", weights_only=True)["state"]
+    assert state["epoch"] == 0 and state["batch"] == state["step"] in (1, 2), state  # mid-epoch 1
+    assert f"interrupted by SIGTERM at step {state['step']}" in err and "Traceback" not in err
+    metrics = runner.fit(config(tiny_synthetic, tmp_path, "resume=auto"))
+    assert_same_run(tmp_path, metrics, reference)
+
+
+def test_a_second_ctrl_c_stops_at_once():
+    with preempt.StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested() and stop.signum == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # pytest's handler is back
