@@ -59,13 +59,14 @@ def signal_at_step(monkeypatch, signum: int, at: int) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
-def test_signal_mid_epoch_checkpoints_that_step_and_resumes_exactly(signum, reference, tiny_synthetic, tmp_path,
-                                                                    monkeypatch, capsys):
+def test_signal_mid_epoch_checkpoints_that_step_and_resumes_exactly(signum, reference, tiny_synthetic,
+                                                                    tmp_path, monkeypatch, capsys):
     signal_at_step(monkeypatch, signum, at=4)  # epoch 2, its first batch of 3
     with pytest.raises(preempt.Interrupted) as stop:
         runner.fit(config(tiny_synthetic, tmp_path, "resume=auto"))
     assert stop.value.code == preempt.RESUMABLE_EXIT == 75
-    assert f"interrupted by {signal.Signals(signum).name} at step 4 (in epoch 2 after batch 1)" in str(stop.value)
+    name = signal.Signals(signum).name
+    assert f"interrupted by {name} at step 4 (in epoch 2 after batch 1)" in str(stop.value)
     state = torch.load(tmp_path / "last.pt", weights_only=True)["state"]
     assert (state["step"], state["epoch"], state["batch"]) == (4, 1, 1)  # not the epoch boundary (step 3)
     assert signal.getsignal(signum) is not None and signal.getsignal(signum) != signal.SIG_IGN
@@ -81,7 +82,8 @@ def test_sigterm_to_a_training_process_then_resume(reference, tiny_synthetic, tm
             "resume=auto"]
     # the reference ran at conftest's torch thread count: bitwise equality needs the same here
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
     for line in process.stdout:
         if line.startswith("epoch 1 [1/3]"):  # step 1 done: signal during step 2 (or 3)
             process.send_signal(signal.SIGTERM)
