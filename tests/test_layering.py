@@ -6,6 +6,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kpdet"
 LAYER = {
+    "errors": -1,  # the base of layer 0 (stdlib only): every module may raise its UserError
     "registry": 0, "config": 0, "keypoints": 0,
     "codecs": 1, "losses": 1, "metrics": 1,
     "data": 2, "models": 2, "vis": 2,
