@@ -104,3 +104,28 @@ def test_a_second_ctrl_c_stops_at_once():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # pytest's handler is back
+
+
+def _rank_loop(rank: int, port: int, out: str) -> None:
+    """Ranks ask StopRequest after each of their (pretend) steps; only rank 1 is signalled, during step 3."""
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    with preempt.StopRequest() as stop:
+        for step in range(1, 10):
+            if rank == 1 and step == 3:
+                os.kill(os.getpid(), signal.SIGUSR1)
+            if stop.requested():
+                break
+    with open(f"{out}/rank{rank}", "w") as f:
+        f.write(f"{step} {stop.signum}")
+    dist.destroy_process_group()
+
+
+def test_under_torchrun_every_rank_stops_after_the_same_step(tmp_path):
+    from tests.engine.test_ddp import free_port
+
+    torch.multiprocessing.spawn(_rank_loop, args=(free_port(), str(tmp_path)), nprocs=2)
+    expected = f"3 {int(signal.SIGUSR1)}"  # rank 0 was never signalled, yet stops with rank 1
+    assert [(tmp_path / f"rank{r}").read_text() for r in (0, 1)] == [expected, expected]
