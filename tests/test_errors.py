@@ -94,7 +94,7 @@ def test_tools_print_a_mistyped_key_and_a_corrupt_checkpoint_without_traceback(t
 @pytest.mark.parametrize("override, named", [
     ("loss.type=focall", ["unknown loss 'focall'", "(did you mean 'focal'?)"]),
     ("codec.type=udpp", ["unknown codec 'udpp'", "(did you mean 'udp'?)"]),
-    ("data.train.ann_file=/nowhere/t.json", ["data.train: annotation file not found: /nowhere/t.json"]),
+    ("data.train.ann_file=/no/t.json", ["data.train.ann_file: annotation file not found: /no/t.json"]),
     ("loss.alpah=3", ["has no parameter 'alpah' (did you mean 'alpha'?)"]),
 ])
 def test_train_tool_names_unknown_names_and_missing_files(override, named, tiny_synthetic, tmp_path, capsys,

@@ -41,6 +41,7 @@ def build_split(cfg: DictConfig, split: str, train: bool, codec=None):
         split_cfg = cfg.data.val
     if not split_cfg.ann_file:
         raise ConfigError(f"data.{split}.ann_file is not set (give data.{split}.ann_file=PATH)")
+    _check_exists(split_cfg.ann_file, f"data.{split}.ann_file")
     attribute = cfg.model.attribute
     attribute = (attribute.field, attribute.classes) if attribute is not None else None
     try:
@@ -48,6 +49,18 @@ def build_split(cfg: DictConfig, split: str, train: bool, codec=None):
     except DatasetError as error:
         raise DatasetError(f"data.{split}: {error}") from error
     return dataset if codec is None else WithHeatmapTargets(dataset, codec)
+
+
+def _check_exists(path: str, key: str) -> None:
+    """A missing annotation file names the config key to set; a shipped config's path into the
+    repository's ../shared/data says that it only exists in a checkout."""
+    if Path(path).is_file():
+        return
+    hint = ""
+    if "shared/data" in Path(path).as_posix():
+        hint = (f"\nthis config reads ../shared/data beside a kpdet checkout; elsewhere set {key}=FILE "
+                f"{key.replace('ann_file', 'img_dir')}=DIR")
+    raise DatasetError(f"{key}: annotation file not found: {path} (relative to {Path.cwd()}){hint}")
 
 
 def device_targets(cfg: DictConfig, device: torch.device) -> bool:

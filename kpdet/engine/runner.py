@@ -26,6 +26,7 @@ from kpdet.engine.checkpoint import (
 from kpdet.engine.evaluate import evaluate, summary_table
 from kpdet.engine.logger import TensorBoardLogger
 from kpdet.engine.panels import log_panels
+from kpdet.engine.pretrain import resolve_pretrained
 from kpdet.engine.train import StepOptions, train_one_epoch
 from kpdet.predict import make_predictor
 
@@ -112,6 +113,7 @@ def fit(cfg: DictConfig, stop_signals=preempt.STOP_SIGNALS) -> dict[str, float]:
     On one of `stop_signals` (preempt.py) the current optimizer step finishes, last.pt is written
     at that step (mid-epoch position and RNG included) and preempt.Interrupted is raised (exit status
     75); resume=auto continues exactly there."""
+    cfg = resolve_pretrained(cfg)  # model.pretrained=synthetic[:N] -> the cached trunk (built if missing)
     work_dir = Path(cfg.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
