@@ -100,7 +100,7 @@ def build_loader(dataset, batch_size: int, num_workers: int, train: bool, seed: 
     )
 
 
-def check_split_sizes(cfg: DictConfig, train_set, val_set, world_size: int = 1) -> None:
+def check_split_sizes(cfg: DictConfig, train_set, val_set, world_size: int = 1, verbose: bool = True) -> None:
     """No silent no-op runs: an empty split after filtering, or fewer training samples than
     processes, stops with the sizes; a training set smaller than one batch trains on the partial
     batch (one step per epoch) and says so."""
@@ -112,7 +112,7 @@ def check_split_sizes(cfg: DictConfig, train_set, val_set, world_size: int = 1) 
     if per_rank == 0:
         raise DatasetError(f"data.train has {len(train_set)} samples for {world_size} processes: "
                            f"at least one each is needed")
-    if per_rank < batch:
+    if per_rank < batch and verbose:
         print(f"note: data.train has {per_rank} samples{' per process' if world_size > 1 else ''}, fewer "
               f"than train.batch_size={batch}: keeping the partial batch (one step of {per_rank} per epoch) "
               f"instead of dropping it and training nothing", flush=True)

@@ -85,8 +85,7 @@ def build_components(cfg: DictConfig) -> Components:
     on_device = builders.device_targets(cfg, device)
     train_set = builders.build_split(cfg, "train", train=True, codec=None if on_device else codec)
     val_set = builders.build_split(cfg, "val", train=False)
-    if distributed.is_main():
-        builders.check_split_sizes(cfg, train_set, val_set, world)
+    builders.check_split_sizes(cfg, train_set, val_set, world, verbose=distributed.is_main())  # every rank
     model = builders.build_model_from_cfg(cfg, train_set.spec.num_keypoints, loss_fn.activation)
     model, ema = builders.prepare_model(cfg, model, device, world)
     workers, seed = cfg.data.num_workers, cfg.seed
