@@ -64,6 +64,8 @@ def find_resumable(work_dir: Path) -> tuple[dict[str, Any], Path] | None:
     for index, path in enumerate(candidates):
         try:
             return load_checkpoint(path), path
+        except FileNotFoundError:  # moved aside meanwhile (another rank renamed a corrupt last.pt)
+            continue
         except CheckpointError as error:
             problems.append(str(error))
             fallback = f"; falling back to {candidates[index + 1]}" if index + 1 < len(candidates) else ""
