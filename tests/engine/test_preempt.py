@@ -129,3 +129,60 @@ def test_under_torchrun_every_rank_stops_after_the_same_step(tmp_path):
     torch.multiprocessing.spawn(_rank_loop, args=(free_port(), str(tmp_path)), nprocs=2)
     expected = f"3 {int(signal.SIGUSR1)}"  # rank 0 was never signalled, yet stops with rank 1
     assert [(tmp_path / f"rank{r}").read_text() for r in (0, 1)] == [expected, expected]
+
+
+class Skipping(list):
+    """A loader skipping its first `skip` batches; len() is still the whole epoch's (as EpochSampler)."""
+
+    def __init__(self, batches, skip):
+        super().__init__(batches)
+        self.skip = skip
+
+    def __iter__(self):
+        return iter(list.__getitem__(self, slice(self.skip, None)))
+
+
+def test_with_gradient_accumulation_the_stop_waits_for_the_whole_group_and_resumes_it_exactly():
+    """6 batches, accumulate=2: a stop asked for during batch 3 ends after batch 4 (step 2), and the
+    rest of the epoch from batch 5 gives the weights of the whole epoch."""
+    from torch import nn
+
+    from kpdet.engine.train import StepOptions, train_one_epoch
+    from kpdet.losses import build_loss
+
+    torch.manual_seed(0)
+    batches = [{"image": torch.rand(2, 3, 4, 4), "heatmaps": torch.rand(2, 2, 4, 4),
+                "weights": torch.ones(2, 2), "ann_id": torch.tensor([2 * i, 2 * i + 1])} for i in range(6)]
+
+    def epoch(model, optimizer, loader, start=0, stats=None, stop=None):
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: 1.0)
+        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        return train_one_epoch(model, build_loss("mse"), None, loader, optimizer, scheduler, scaler,
+                               torch.device("cpu"), 0, start // 2, StepOptions(accumulate=2),
+                               progress=False, start=start, stats=stats, stop=stop)
+
+    def fresh():
+        torch.manual_seed(1)
+        model = nn.Conv2d(3, 2, 1)
+        return model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    whole, optimizer = fresh()
+    assert epoch(whole, optimizer, batches)[0] == 3
+    model, optimizer = fresh()
+    asked = iter([False, True])  # asked after each optimizer step: the signal came during batch 3
+    step, stats = epoch(model, optimizer, batches, stop=lambda: next(asked))
+    assert (step, stats["stopped_at"], stats["batches"]) == (2, 4, 2)
+    step, stats = epoch(model, optimizer, Skipping(batches, 4), start=4, stats=stats)
+    assert (step, stats["stopped_at"], stats["batches"]) == (3, None, 3)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), whole.parameters()))
+
+
+def test_epoch_sampler_skips_the_trained_part_of_one_epoch_only():
+    from kpdet.engine.builders import EpochSampler
+
+    sampler = EpochSampler(range(10), num_replicas=1, rank=0, shuffle=True, seed=0)
+    sampler.set_epoch(3)
+    order = list(sampler)
+    sampler.skip(4)
+    assert list(sampler) == order[4:] and len(sampler) == 10  # the same permutation, minus 4 trained
+    assert list(sampler) == order  # the next pass is whole again
