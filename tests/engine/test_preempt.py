@@ -85,13 +85,13 @@ def test_sigterm_to_a_training_process_then_resume(reference, tiny_synthetic, tm
     process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     for line in process.stdout:
-        if line.startswith("epoch 1 [1/3]"):  # step 1 done: signal during step 2 (or 3)
+        if line.startswith("epoch 1 [1/3]"):  # step 1 done: signal during step 2 (3 on a busy machine)
             process.send_signal(signal.SIGTERM)
             break
     out, err = process.communicate(timeout=300)
     assert process.returncode == 75, err[-2000:]
     state = torch.load(tmp_path / "last.pt", weights_only=True)["state"]
-    assert state["epoch"] == 0 and state["batch"] == state["step"] in (1, 2), state  # mid-epoch 1
+    assert state["epoch"] == 0 and state["batch"] == state["step"] in (1, 2, 3), state  # inside epoch 1
     assert f"interrupted by SIGTERM at step {state['step']}" in err and "Traceback" not in err
     metrics = runner.fit(config(tiny_synthetic, tmp_path, "resume=auto"))
     assert_same_run(tmp_path, metrics, reference)
