@@ -161,3 +161,28 @@ def test_the_study_compares_four_attribute_losses_on_the_hidden_order():
     assert all(HIDDEN_LINE[perm[a]][perm[b]] == abs(a - b) for a in range(4) for b in range(4))
     assert ground_distance_spearman(np.array(HIDDEN_LINE), perm) == pytest.approx(1.0)
     assert {cfg.loss.type for cfg in runs.values()} == {"distance_aware_focal"}  # the keypoint loss is shared
+
+
+def test_learned_matrix_resumes_exactly_from_the_middle_of_an_epoch(learned_run, tiny_synthetic, tmp_path,
+                                                                    monkeypatch):
+    """A preemption checkpoint mid-epoch carries the epoch's partial centroid sums (2 steps per epoch:
+    step 5 is the first batch of the third epoch, after the warm-up)."""
+    import signal
+
+    from kpdet.engine import preempt
+    from tests.engine.test_preempt import signal_at_step
+
+    cfg = load_config("configs/smoke.yaml", [ATTRIBUTE, *data_overrides(tiny_synthetic),
+                                             f"work_dir={tmp_path}", *LEARNED, "resume=auto"])
+    signal_at_step(monkeypatch, signal.SIGTERM, at=5)
+    with pytest.raises(preempt.Interrupted):
+        runner.fit(cfg)
+    partial = torch.load(tmp_path / "last.pt", weights_only=True)["ground_distance"]
+    assert partial["epoch"] == 2 and partial["counts"].sum() == 8  # one batch of 8 crops observed
+    monkeypatch.undo()
+    metrics = runner.fit(cfg)
+    work, reference = learned_run
+    a = torch.load(tmp_path / "last.pt", weights_only=True)["ground_distance"]
+    b = torch.load(work / "last.pt", weights_only=True)["ground_distance"]
+    assert torch.equal(a["matrix"], b["matrix"]) and torch.equal(a["centroids"], b["centroids"])
+    assert metrics == reference
