@@ -44,7 +44,13 @@ class ResNetBackbone(nn.Module):
 
 def build_backbone(name: str, pretrained: str | None = None) -> nn.Module:
     """`resnet18|34|50`, `hrnet_w18_small|_v1`, `hrnet_w18|32|48` or `timm/<name>` (the timm extra).
-    Every trunk has `out_channels` and `stride` (input px per feature px)."""
+    Every trunk has `out_channels` and `stride` (input px per feature px). `pretrained` may also be a
+    kpdet checkpoint or pretrained trunk file (kpdet/engine/pretrain.py), for any trunk."""
+    own = _kpdet_weights(pretrained)
+    if own is not None:
+        trunk = build_backbone(name)
+        _load_state_by_name(trunk, name, own, pretrained)
+        return trunk
     if name.startswith(TIMM_PREFIX):
         return TimmBackbone(name.removeprefix(TIMM_PREFIX), pretrained)
     if name in HRNETS:
@@ -65,14 +71,33 @@ def load_by_name(trunk: nn.Module, name: str, pretrained: str) -> None:
         raise ValueError(f"model.pretrained={pretrained!r}: there are no downloadable weights for {name} "
                          f"here; pass a local checkpoint (e.g. the HRNet ImageNet or pose checkpoints of "
                          f"github.com/HRNet) as model.pretrained=/path/to/file.pth")
-    state = {_strip(k): v for k, v in _read_state(pretrained).items()}
+    _load_state_by_name(trunk, name, _read_state(pretrained), pretrained)
+
+
+def _load_state_by_name(trunk: nn.Module, name: str, state: dict, source: str) -> None:
+    state = {_strip(k): v for k, v in state.items()}
     own = trunk.state_dict()
     missing = [k for k in own if k not in state]
     wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
     if missing or wrong:
-        raise ValueError(f"model.pretrained={pretrained!r} does not fit {name}: {len(missing)} of its "
+        raise ValueError(f"model.pretrained={source!r} does not fit {name}: {len(missing)} of its "
                          f"{len(own)} tensors missing (e.g. {missing[:3]}), shapes differ for {wrong[:3]}")
     trunk.load_state_dict({k: state[k] for k in own})
+
+
+def _kpdet_weights(pretrained: str | None) -> dict | None:
+    """The trunk's tensors of a kpdet pretrained trunk ({'trunk': ...}) or training checkpoint
+    ({'model': ..., 'config': ...}; its `backbone.` tensors), else None (other files, names, None)."""
+    if pretrained is None or not Path(pretrained).is_file():
+        return None
+    saved = torch.load(pretrained, map_location="cpu", weights_only=True)
+    if not isinstance(saved, dict):
+        return None
+    if "trunk" in saved:
+        return saved["trunk"]
+    if "model" in saved and "config" in saved:
+        return {k: v for k, v in saved["model"].items() if k.startswith("backbone.")}
+    return None
 
 
 def _strip(key: str) -> str:
