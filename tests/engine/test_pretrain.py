@@ -41,7 +41,7 @@ def test_pretrain_writes_the_trained_trunk_once(cache, capsys):
 
 
 def test_model_pretrained_synthetic_resolves_to_the_cached_trunk(cache):
-    cfg = load_config("configs/smoke.yaml", ["model.pretrained=synthetic:1", f"model.pretrained_cache={cache}"])
+    cfg = load_config("smoke", ["model.pretrained=synthetic:1", f"model.pretrained_cache={cache}"])
     assert resolve_pretrained(cfg).model.pretrained == str(trunk_file(cache, "resnet18", 1))
     assert cfg.model.pretrained == "synthetic:1"  # the caller's config is left as it was
     plain = load_config("configs/smoke.yaml", ["model.pretrained=null"])
