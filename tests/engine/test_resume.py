@@ -117,7 +117,8 @@ def test_skip_nonfinite_counts_and_continues(tiny_synthetic, tmp_path, monkeypat
     assert state["skipped_nonfinite"] == 1 and state["step"] == 3 * 2 - 1
 
 
-def test_checkpoint_interval_writes_last_pt_every_n_epochs_and_at_the_end(tiny_synthetic, tmp_path, monkeypatch):
+def test_checkpoint_interval_writes_last_pt_every_n_epochs_and_at_the_end(tiny_synthetic, tmp_path,
+                                                                           monkeypatch):
     written = []
     original = runner.save_atomic
 
