@@ -22,8 +22,11 @@ def test_help_lists_every_subcommand():
     assert {"train", "test", "infer", "export", "compare", "convert", "diagnose", "configs"} <= set(COMMANDS)
 
 
-@pytest.mark.parametrize("tool, command", [("train", "train"), ("compare_losses", "compare"),
-                                           ("study", "compare"), ("convert", "convert"), ("export", "export")])
+WRAPPERS = [("train", "train"), ("compare_losses", "compare"), ("study", "compare"), ("convert", "convert"),
+            ("export", "export"), ("pretrain", "pretrain")]
+
+
+@pytest.mark.parametrize("tool, command", WRAPPERS)
 def test_tools_are_wrappers_around_the_same_parser(tool, command):
     """tools/X.py --help prints exactly what `kpdet COMMAND --help` prints: one parser, not two."""
     script = subprocess.run([sys.executable, f"tools/{tool}.py", "--help"], cwd=ROOT, capture_output=True,
