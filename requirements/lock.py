@@ -57,7 +57,7 @@ def main() -> None:
                     f"# Written by `make lock` (requirements/lock.py) on {date.today()}, {version.strip()}, "
                     f"resolved in a new venv.\n{frozen}")
     pins = re.findall(r"^([^#=\s]+)==(\S+)$", frozen, re.M)
-    print(f"wrote {LOCK.relative_to(ROOT)} ({len(pins)} packages); now run .ci/run and commit it if it passes")
+    print(f"wrote {LOCK.relative_to(ROOT)} ({len(pins)} packages); run .ci/run, commit it if it passes")
 
 
 if __name__ == "__main__":

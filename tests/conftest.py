@@ -63,16 +63,21 @@ def tiny_checkpoint(tiny_synthetic, tmp_path_factory) -> Path:
     """A best.pt as the runner writes it (weights, config YAML, keypoint spec) for the smoke model on
     the tiny synthetic set, untrained but with a head (init std 0.05) whose heatmaps have clear,
     random peaks: what inference and export tests need, in a second instead of minutes of training."""
+    return write_checkpoint(tiny_synthetic, tmp_path_factory.mktemp("checkpoint"))
+
+
+def write_checkpoint(root: Path, work: Path, *overrides: str) -> Path:
+    """work/best.pt for the smoke config (plus `overrides`) on the synthetic set at `root`: untrained,
+    head init std 0.05 (see tiny_checkpoint)."""
     from omegaconf import OmegaConf
 
     from kpdet.build import build_model_from_cfg, spec_to_checkpoint
     from kpdet.config import load_config
     from kpdet.data.coco import keypoint_spec, read_json, select_category
 
-    work = tmp_path_factory.mktemp("checkpoint")
-    cfg = load_config(ROOT / "configs" / "smoke.yaml", [*data_overrides(tiny_synthetic), f"work_dir={work}",
-                                                         "model.head_init_std=0.05"])
-    spec = keypoint_spec(select_category(read_json(tiny_synthetic / "train.json"), None))
+    cfg = load_config(ROOT / "configs" / "smoke.yaml", [*data_overrides(root), f"work_dir={work}",
+                                                         "model.head_init_std=0.05", *overrides])
+    spec = keypoint_spec(select_category(read_json(root / "train.json"), None))
     torch.manual_seed(0)
     model = build_model_from_cfg(cfg, spec.num_keypoints, "sigmoid")
     torch.save({"model": model.state_dict(), "keypoints": spec_to_checkpoint(spec),

@@ -22,8 +22,11 @@ def test_help_lists_every_subcommand():
     assert {"train", "test", "infer", "export", "compare", "convert", "diagnose", "configs"} <= set(COMMANDS)
 
 
-@pytest.mark.parametrize("tool, command", [("train", "train"), ("compare_losses", "compare"), ("study", "compare"),
-                                           ("convert", "convert"), ("export", "export")])
+WRAPPERS = [("train", "train"), ("compare_losses", "compare"), ("study", "compare"), ("convert", "convert"),
+            ("export", "export"), ("pretrain", "pretrain")]
+
+
+@pytest.mark.parametrize("tool, command", WRAPPERS)
 def test_tools_are_wrappers_around_the_same_parser(tool, command):
     """tools/X.py --help prints exactly what `kpdet COMMAND --help` prints: one parser, not two."""
     script = subprocess.run([sys.executable, f"tools/{tool}.py", "--help"], cwd=ROOT, capture_output=True,
@@ -35,7 +38,8 @@ def test_tools_are_wrappers_around_the_same_parser(tool, command):
 def test_shipped_configs_are_named_without_a_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # outside the checkout: no configs/ folder here
     shipped = ROOT / "kpdet" / "configs"
-    assert shipped_configs() == sorted(str(p.relative_to(shipped).with_suffix("")) for p in shipped.rglob("*.yaml"))
+    names = sorted(str(p.relative_to(shipped).with_suffix("")) for p in shipped.rglob("*.yaml"))
+    assert shipped_configs() == names
     for name in ("synthetic/focal", "synthetic/focal.yaml", "configs/synthetic/focal.yaml"):
         assert find_config(name) == shipped / "synthetic" / "focal.yaml"
     assert load_config("synthetic/mse").loss.type == "mse"

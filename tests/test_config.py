@@ -40,3 +40,11 @@ def test_unknown_key_in_file_names_file_and_key(tmp_path):
     bad.write_text("train:\n  lr_max: 3\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: key 'train.lr_max'"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "openfield"])
+def test_hrnet_configs_are_the_mse_configs_but_for_the_backbone(dataset):
+    hrnet, mse = (load_config(f"configs/{dataset}/{name}.yaml") for name in ("hrnet_w18_small_mse", "mse"))
+    assert (hrnet.model.backbone, mse.model.backbone) == ("hrnet_w18_small", "resnet18")
+    hrnet.model.backbone, hrnet.work_dir = mse.model.backbone, mse.work_dir
+    assert hrnet == mse

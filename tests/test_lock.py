@@ -37,7 +37,7 @@ def test_runtime_and_extras_have_no_upper_caps():
 
 def test_dev_extra_holds_what_the_tests_import():
     dev = {lock.canonical(Requirement(r).name) for r in EXTRAS["dev"]}
-    assert {"pytest", "hypothesis", "ruff", "onnx", "onnxruntime", "submitit"} <= dev
+    assert {"pytest", "hypothesis", "ruff", "onnx", "onnxruntime", "submitit", "timm"} <= dev
 
 
 def test_requirements_merge_extras_and_drop_self_references():

@@ -18,13 +18,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int,
                         help="concurrent runs (default: packed onto the GPUs, 2 cores per run; else 1)")
     parser.add_argument("--report", action="store_true", help="rebuild tables and plots only")
+    parser.add_argument("--baseline", help="loss label the others are paired against (default: the file's)")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides for every run")
 
 
 def run(args) -> None:
     from kpdet.engine.compare import build_study, run_study
 
-    study = build_study(args.config, args.losses, args.seeds, args.overrides, args.backend, args.workers)
+    study = build_study(args.config, args.losses, args.seeds, args.overrides, args.backend, args.workers,
+                        args.baseline)
     run_study(study, train=not args.report)
     print((Path(study.work_dir) / "results.md").read_text())
     print(f"results: {study.work_dir}/results.csv, results.md, *.png", flush=True)

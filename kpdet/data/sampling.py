@@ -18,10 +18,15 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, np.uint64)[0] >> 1)
 
 
-class SeededSampler(DistributedSampler):
-    """DistributedSampler (same order, shards and padding) yielding (index, sample_seed) pairs;
-    `set_epoch(epoch)` as usual. For datasets whose `seeded_index` attribute is true."""
+class SeedsPerSample:
+    """Mixin for a DistributedSampler subclass (same order, shards and padding): yields
+    (index, sample_seed(seed, epoch, index)) pairs; `set_epoch(epoch)` as usual. For datasets
+    whose `seeded_index` attribute is true."""
 
     def __iter__(self):
         for index in super().__iter__():
             yield index, sample_seed(self.seed, self.epoch, index)
+
+
+class SeededSampler(SeedsPerSample, DistributedSampler):
+    """A DistributedSampler with per-sample seeds."""

@@ -21,7 +21,7 @@ SHOWN = ("AP", "AP50", "AR", "PCK@0.05", "PCK@0.1", "PCK@0.2", "EPE")
 
 
 def build_study(path: str, losses: str | None = None, seeds: int | None = None, overrides=(),
-                backend: str | None = None, workers: int | None = None) -> Study:
+                backend: str | None = None, workers: int | None = None, baseline: str | None = None) -> Study:
     """A study file, or a training config turned into a one-dataset study; command-line values win.
 
     `work_dir=...` among the overrides moves the study; the other overrides go to every run.
@@ -47,6 +47,11 @@ def build_study(path: str, losses: str | None = None, seeds: int | None = None, 
         study.seeds = expand_seeds(seeds, first_seed)
     if work_dir is not None:
         study.work_dir = work_dir
+    if baseline is not None:
+        study.baseline = baseline
+        if study.baseline_label() is None:
+            raise StudyError(f"--baseline {baseline}: no such loss in the study; its losses: "
+                             f"{', '.join(loss.label for loss in study.losses)}")
     if backend is not None or workers is not None:
         study.parallel = replace(study.parallel, backend=backend or study.parallel.backend,
                                  workers=workers or study.parallel.workers)

@@ -2,7 +2,7 @@
 import torch
 
 from kpdet.config import load_config
-from kpdet.data.sampling import SeededSampler, sample_seed
+from kpdet.data.sampling import SeededSampler, SeedsPerSample, sample_seed
 from kpdet.engine import builders, runner
 from tests.conftest import data_overrides
 
@@ -29,11 +29,19 @@ def test_persistent_workers_give_a_resumed_run_the_same_augmentations(tiny_synth
     cfg = load_config("configs/smoke.yaml", [*data_overrides(tiny_synthetic), "data.aug.photometric=true"])
     dataset = builders.build_split(cfg, "train", train=True)
     running = builders.build_loader(dataset, 4, 1, True, 0, persistent_workers=True)
-    assert isinstance(running.sampler, SeededSampler)
+    assert isinstance(running.sampler, SeedsPerSample)
     _first_batch(running, 0)
     continued = _first_batch(running, 1)  # epoch 1 from workers that drew epoch 0 before
     resumed = _first_batch(builders.build_loader(dataset, 4, 1, True, 0, persistent_workers=True), 1)
     assert torch.equal(continued, resumed)
+    # A mid-epoch resume (EpochSampler.skip) keeps each remaining sample's seed.
+    skipping = builders.build_loader(dataset, 4, 1, True, 0, persistent_workers=True)
+    runner._seed_epoch(0, 1, skipping, skip=4)
+    second = next(iter(skipping))["image"]
+    runner._seed_epoch(0, 1, running)
+    batches = iter(running)
+    next(batches)
+    assert torch.equal(second, next(batches)["image"])
     # Without workers the loader keeps torch's generator (today's draws, reseeded every epoch).
     assert not isinstance(builders.build_loader(dataset, 4, 0, True, 0, persistent_workers=True).sampler,
-                          SeededSampler)
+                          SeedsPerSample)

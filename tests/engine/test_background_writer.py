@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from kpdet.engine.checkpoint import BackgroundWriter
+from kpdet.engine.checkpoint import BackgroundWriter, CheckpointWriteError
 
 
 def test_the_file_holds_the_state_at_submit_time(tmp_path):
@@ -21,6 +21,6 @@ def test_the_file_holds_the_state_at_submit_time(tmp_path):
 def test_a_failed_write_is_raised_in_the_training_thread(tmp_path):
     writer = BackgroundWriter()
     writer.submit({"w": torch.ones(2)}, tmp_path / "missing_folder" / "last.pt")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(CheckpointWriteError, match="missing_folder"):
         writer.wait()
     writer.wait()  # raised once

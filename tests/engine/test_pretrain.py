@@ -5,6 +5,7 @@ import torch
 from kpdet.config import ConfigError, load_config
 from kpdet.engine.pretrain import DEFAULT_EPOCHS, pretrain, resolve_pretrained, synthetic_epochs, trunk_file
 from kpdet.models import build_model
+from kpdet.models.backbones import build_backbone
 
 TINY = ("train.max_iters_per_epoch=2", "train.batch_size=4", "model.input_size=[64,64]",
         "model.head_channels=32", "data.num_workers=0", "data.synthetic.num_train=8",
@@ -40,8 +41,31 @@ def test_pretrain_writes_the_trained_trunk_once(cache, capsys):
 
 
 def test_model_pretrained_synthetic_resolves_to_the_cached_trunk(cache):
-    cfg = load_config("configs/smoke.yaml", ["model.pretrained=synthetic:1", f"model.pretrained_cache={cache}"])
+    cfg = load_config("smoke", ["model.pretrained=synthetic:1", f"model.pretrained_cache={cache}"])
     assert resolve_pretrained(cfg).model.pretrained == str(trunk_file(cache, "resnet18", 1))
     assert cfg.model.pretrained == "synthetic:1"  # the caller's config is left as it was
     plain = load_config("configs/smoke.yaml", ["model.pretrained=null"])
     assert resolve_pretrained(plain) is plain
+
+
+def test_a_trunk_file_or_a_kpdet_checkpoint_is_a_pretrained_backbone(cache):
+    trunk = trunk_file(cache, "resnet18", 1)
+    saved = torch.load(trunk, weights_only=True)["trunk"]
+    checkpoint = trunk.with_suffix(".run") / "last.pt"  # a training checkpoint: its backbone.* tensors
+    for source in (trunk, checkpoint):
+        model = build_model("resnet18", 4, pretrained=str(source))
+        assert all(torch.equal(v, saved[k]) for k, v in model.backbone.state_dict().items())
+    with pytest.raises(ValueError, match="does not fit resnet34"):
+        build_model("resnet34", 4, pretrained=str(trunk))
+
+
+@pytest.mark.parametrize("backbone", ["hrnet_w18_small", "timm/resnet10t"])
+def test_trunk_files_fit_every_backbone(backbone, tmp_path):
+    if backbone.startswith("timm/"):
+        pytest.importorskip("timm")
+    torch.manual_seed(1)
+    source = build_backbone(backbone)
+    path = tmp_path / "trunk.pt"
+    torch.save({"trunk": source.state_dict(), "backbone": backbone}, path)
+    loaded = build_backbone(backbone, str(path))
+    assert all(torch.equal(v, source.state_dict()[k]) for k, v in loaded.state_dict().items())

@@ -255,9 +255,9 @@ def test_shipped_study_runs_every_heatmap_loss_of_the_contract_on_three_seeds():
 
     study = load_study("configs/studies/synthetic_all_losses.yaml")
     contract = {"distance_aware_focal", "mse", "ce", "wce", "dce", "focal", "dual_focal", "dice",
-                "generalized_dice", "pointwise_exponential"}
+                "generalized_dice", "pointwise_exponential", "adaptive_wing", "ohkm_mse"}
     assert {LOSSES.canonical(loss.type) for loss in study.losses} == contract
-    assert study.seeds == [0, 1, 2] and study.baseline_label() == "mse" and len(study.runs()) == 30
+    assert study.seeds == [0, 1, 2] and study.baseline_label() == "mse" and len(study.runs()) == 36
     cfg = load_config(study.base, study.overrides)  # every budget key exists in the schema
     assert (cfg.train.max_iters_per_epoch, cfg.train.val_every_steps) == (64, 16)
 
@@ -304,3 +304,31 @@ def test_a_run_folder_written_under_another_config_is_not_reused(tmp_path):
     longer = build_study("configs/smoke.yaml", "mse", 1, [f"work_dir={tmp_path}", "train.epochs=3"]).runs()[0]
     with pytest.raises(StudyError, match=r"train.epochs: 1 -> 3.*delete"):
         check_same_config(run_config(longer), tmp_path / "config.yaml")
+
+
+@pytest.mark.parametrize("name, twin, new_runs", [("synthetic_backbones", "synthetic_all_losses", 6),
+                                                  ("openfield_backbones", "openfield_focal_vs_mse", 6),
+                                                  ("openfield_pose_losses", "openfield_focal_vs_mse", 6)])
+def test_backbone_and_pose_loss_studies_reuse_their_twins_runs(name, twin, new_runs):
+    from kpdet.config import load_config
+
+    study, reference = load_study(f"configs/studies/{name}.yaml"), load_study(f"configs/studies/{twin}.yaml")
+    shared = {r.name: r for r in reference.runs()}
+    for run in study.runs():
+        if run.name in shared:  # the ResNet-18 mse and daf runs: the very same folder and config
+            twin_run = shared[run.name]
+            assert (run.work_dir, run.overrides, run.base) == (twin_run.work_dir, twin_run.overrides,
+                                                               twin_run.base)
+    assert sum(r.name not in shared for r in study.runs()) == new_runs and study.baseline_label() == "mse"
+    for run in study.runs():
+        cfg = load_config(study.base, [*run.overrides, f"loss.type={run.loss.type}"])
+        assert cfg.model.backbone == ("hrnet_w18_small" if "hrnet" in run.loss.label else "resnet18")
+        if run.loss.type == "ohkm_mse":  # openfield: 4 keypoints, so OHKM mines 2 (8 would be plain mse)
+            assert dict(run.loss.params) == {"topk": 2}
+
+
+def test_baseline_from_the_command_line_pairs_against_another_loss():
+    study = build_study("configs/studies/synthetic_backbones.yaml", baseline="distance_aware_focal")
+    assert study.baseline_label() == "distance_aware_focal"
+    with pytest.raises(StudyError, match="--baseline nope: no such loss.*hrnet_w18_small_mse"):
+        build_study("configs/studies/synthetic_backbones.yaml", baseline="nope")

@@ -8,7 +8,7 @@ from kpdet.losses import LOSSES, build_loss, list_losses
 ALL = list_losses()
 ALIASES = {"daf": "distance_aware_focal", "qfl": "quality_focal", "fl": "focal", "dfl": "dual_focal",
            "gdl": "generalized_dice", "pel": "pointwise_exponential", "emd2": "squared_emd",
-           "ordinal_ce": "bin_ce", "ordinal_kl": "bin_kl"}
+           "ordinal_ce": "bin_ce", "ordinal_kl": "bin_kl", "awing": "adaptive_wing"}
 
 
 def heatmaps(B=2, K=3, H=8, W=6, seed=0, dtype=torch.float32):
@@ -31,7 +31,7 @@ def weight_for(loss, weight):
 def test_registry_contents():
     assert ALL == sorted(["distance_aware_focal", "quality_focal", "mse", "ce", "wce", "dce", "focal",
                           "dual_focal", "dice", "generalized_dice", "pointwise_exponential", "squared_emd",
-                          "bin_ce", "bin_kl"])
+                          "bin_ce", "bin_kl", "adaptive_wing", "ohkm_mse"])
     for alias, name in ALIASES.items():
         assert LOSSES.canonical(alias) == name
 
