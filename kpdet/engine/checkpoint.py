@@ -72,7 +72,7 @@ class BackgroundWriter:
 
     def _write(self, state: dict[str, Any], path: Path, keep_previous: bool) -> None:
         try:
-            save_atomic(state, path, keep_previous)
+            save_atomic(state, path, keep_previous=keep_previous)
         except BaseException as error:  # handed to the training thread by wait()
             self._error = error
 
