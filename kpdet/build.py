@@ -13,8 +13,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kpdet.codecs import CODECS, build_codec
+from kpdet.codecs.offset import OffsetCodec
 from kpdet.keypoints import KeypointSpec
 from kpdet.losses import LOSSES, build_loss
+from kpdet.losses.offset import WithOffsetLoss
 from kpdet.losses.ordinal import WithAttributeLoss, XYLoss
 from kpdet.models import build_model, head_target_kind, output_stride
 
@@ -32,9 +34,13 @@ def resolve_device(name: str | torch.device) -> torch.device:
 def head_kind(cfg: DictConfig) -> str:
     """"heatmap" or "ordinal": the kind of targets, codec and loss that model.head trains with."""
     try:
-        return head_target_kind(cfg.model.head)
+        kind = head_target_kind(cfg.model.head)
     except KeyError as error:
         raise ValueError(f"model.head={cfg.model.head!r}: {error.args[0]}") from None
+    if cfg.model.offset and kind != "heatmap":
+        raise ValueError(f"model.offset=true adds offsets to heatmaps, but model.head={cfg.model.head!r} "
+                         f"gives {kind} outputs; use model.head=heatmap or model.offset=false")
+    return kind
 
 
 def build_loss_from_cfg(cfg: DictConfig):
@@ -49,6 +55,8 @@ def build_loss_from_cfg(cfg: DictConfig):
                          f"model.head={cfg.model.head!r} trains with {wanted} targets; use one of: "
                          f"{', '.join(fitting)}")
     loss = XYLoss(loss) if kind == "ordinal" else loss
+    if cfg.model.offset:  # + L1 on the offset head (kpdet.codecs.offset)
+        loss = WithOffsetLoss(loss, cfg.model.offset_weight)
     attribute = cfg.model.attribute
     return loss if attribute is None else WithAttributeLoss(loss, attribute.weight)
 
@@ -66,8 +74,9 @@ def build_codec_from_cfg(cfg: DictConfig):
     if kind == "ordinal":
         return build_codec(spec, input_size=(width, height), target=_ordinal_target(cfg))
     stride = output_stride(cfg.model.num_deconv)
-    return build_codec(spec, input_size=(width, height), heatmap_size=(width // stride, height // stride),
-                       **_focal_codec_params(cfg))
+    codec = build_codec(spec, input_size=(width, height), heatmap_size=(width // stride, height // stride),
+                        **_focal_codec_params(cfg))
+    return OffsetCodec(codec, cfg.model.offset_radius) if cfg.model.offset else codec
 
 
 def _ordinal_target(cfg: DictConfig) -> str:
@@ -94,7 +103,7 @@ def build_model_from_cfg(cfg: DictConfig, num_keypoints: int, activation: str, p
     final_bias = m.final_bias
     if final_bias is None:
         final_bias = prior_bias(LOSSES.get(cfg.loss.type).prior) if activation == "sigmoid" else 0.0
-    head_params = {}
+    head_params = {"offset": True} if m.offset else {}
     if head_kind(cfg) == "ordinal":
         head_params = {"input_size": tuple(m.input_size), "bins": build_codec_from_cfg(cfg).num_bins}
     attribute_classes = m.attribute.classes if m.attribute is not None else None

@@ -75,6 +75,9 @@ class ModelConfig:
     head_init_std: float = 0.001  # std of the normal init of the head's convolution weights
     head: str = "heatmap"  # heatmap | ordinal_xy (x/y-bin logits, SimCC): kpdet.models.HEADS
     attribute: AttributeConfig | None = None  # a per-instance ordinal attribute head beside the keypoints
+    offset: bool = False  # add the offset head: 2 channels (dx, dy) per heatmap, L1 loss (kpdet.codecs.offset)
+    offset_weight: float = 1.0  # loss = heatmap loss + offset_weight * L1 of the offsets
+    offset_radius: int = 0  # offsets trained within this many heatmap px of the nearest pixel (0: that pixel)
 
 
 @dataclass
