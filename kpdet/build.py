@@ -43,6 +43,23 @@ def head_kind(cfg: DictConfig) -> str:
     return kind
 
 
+def pipeline_kind(cfg: DictConfig) -> str:
+    """The one place that picks the data pipeline: "top_down" (one crop per instance box),
+    "whole_frame" (data.mode=bottom_up, task single: one instance per whole image, highest peak
+    per channel) or "points" (data.mode=bottom_up, task points: many point objects per class map).
+    Bottom-up needs heatmaps: a head or codec of another kind is an error naming both."""
+    if cfg.data.mode == "top_down":
+        return "top_down"
+    kind = head_kind(cfg)
+    codec_kind = getattr(CODECS.get(cfg.codec.type), "target_kind", "heatmap")
+    if kind != "heatmap" or codec_kind != "heatmap":
+        raise ValueError(f"data.mode={cfg.data.mode!r} decodes whole-image heatmaps, but model.head="
+                         f"{cfg.model.head!r} gives {kind} outputs and codec.type={cfg.codec.type!r} makes "
+                         f"{codec_kind} targets; use model.head=heatmap with a heatmap codec, or "
+                         "data.mode=top_down")
+    return {"single": "whole_frame", "points": "points"}[cfg.data.bottom_up.task]
+
+
 def build_loss_from_cfg(cfg: DictConfig):
     """The configured loss, which must suit model.head: a heatmap loss for `heatmap`; a loss over
     bins (target_kind "ordinal") for `ordinal_xy`, summed over the x and y logits (XYLoss).

@@ -38,6 +38,16 @@ class SyntheticConfig:
     seed: int = 0
     num_train: int = 2000  # images
     num_val: int = 200
+    kind: str = "pose"  # pose: figures with 17 keypoints (data/synthetic.py) | points: point objects (data/points_synthetic.py)
+
+
+@dataclass
+class BottomUpConfig:
+    task: str = "single"  # single: one instance per image (whole frame) | points: point objects (kpdet/data/bottom_up.py)
+    max_instances: int = 128  # points per image kept (padding size); more are counted and dropped
+    peak_threshold: float = 0.1  # points: a peak counts when its score exceeds this (before AP's sweep)
+    max_peaks: int = 100  # points: top-k peaks per class map
+    nms_kernel: int = 3  # points: max-pool window of the peak suppression (odd, heatmap px)
 
 
 @dataclass
@@ -54,6 +64,8 @@ class DataConfig:
     skip_invalid: bool = False  # skip (and count) bad samples instead of failing
     aug: AugConfig = field(default_factory=AugConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    mode: str = "top_down"  # top_down: one crop per instance box | bottom_up: whole images (data.bottom_up)
+    bottom_up: BottomUpConfig = field(default_factory=BottomUpConfig)
 
 
 @dataclass
@@ -117,6 +129,7 @@ class EvalConfig:
     best_metric: str = "AP"  # metrics.json key that picks best.pt (higher is better)
     nme_norm: str = "none"  # none | interocular | box: add NME, AUC@0.08/0.1, FR@0.08/0.1 (landmarks)
     nme_pair: list[int] | None = None  # outer eye corner indices for interocular; None = 300W/WFLW defaults
+    point_thresholds: list[float] = field(default_factory=lambda: [3.0, 6.0])  # px: precision/recall/F1/AP@D
 
 
 @dataclass
@@ -168,6 +181,9 @@ _CHOICES = {
     "train.amp": ("none", "bf16", "fp16"),
     "model.backbone": ("resnet18", "resnet34", "resnet50"),
     "eval.nme_norm": ("none", "interocular", "box"),
+    "data.mode": ("top_down", "bottom_up"),
+    "data.synthetic.kind": ("pose", "points"),
+    "data.bottom_up.task": ("single", "points"),
 }
 
 

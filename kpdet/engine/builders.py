@@ -13,6 +13,7 @@ from kpdet.build import (  # noqa: F401  (re-exported: config -> codec/loss/mode
     build_codec_from_cfg,
     build_loss_from_cfg,
     build_model_from_cfg,
+    pipeline_kind,
     resolve_device,
 )
 from kpdet.data import build_dataset
@@ -25,10 +26,14 @@ def prepare_data(cfg: DictConfig) -> None:
     root = Path(synthetic.root).resolve()
     wanted = [Path(s.ann_file).resolve() for s in (cfg.data.train, cfg.data.val) if s.ann_file]
     if synthetic.generate and any(root in p.parents and not p.exists() for p in wanted):
+        from kpdet.data.points_synthetic import generate_points
         from kpdet.data.synthetic import ensure_synthetic
 
-        print(f"generating the synthetic dataset under {root} (seed {synthetic.seed}) ...", flush=True)
-        ensure_synthetic(root, num_train=synthetic.num_train, num_val=synthetic.num_val, seed=synthetic.seed)
+        generator = generate_points if synthetic.kind == "points" else None
+        print(f"generating the synthetic {synthetic.kind} dataset under {root} (seed {synthetic.seed}) ...",
+              flush=True)
+        ensure_synthetic(root, generator, num_train=synthetic.num_train, num_val=synthetic.num_val,
+                         seed=synthetic.seed)
 
 
 def build_split(cfg: DictConfig, split: str, train: bool, codec=None):
@@ -38,6 +43,12 @@ def build_split(cfg: DictConfig, split: str, train: bool, codec=None):
         split_cfg = cfg.data.val
     if not split_cfg.ann_file:
         raise ValueError(f"data.{split}.ann_file is not set")
+    kind = pipeline_kind(cfg)
+    if kind != "top_down":  # whole images (kpdet/data/bottom_up.py); point maps are rendered in the step
+        from kpdet.data.bottom_up import build_whole_image_dataset
+
+        dataset = build_whole_image_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train)
+        return dataset if codec is None or kind == "points" else WithHeatmapTargets(dataset, codec)
     attribute = cfg.model.attribute
     attribute = (attribute.field, attribute.classes) if attribute is not None else None
     dataset = build_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train, attribute)

@@ -17,6 +17,7 @@ from kpdet.engine.checkpoint import eval_weights, load_checkpoint, rng_state, sa
 from kpdet.engine.evaluate import evaluate, summary_table
 from kpdet.engine.logger import TensorBoardLogger
 from kpdet.engine.panels import log_panels
+from kpdet.engine.points_eval import evaluate_points
 from kpdet.engine.train import StepOptions, train_one_epoch
 from kpdet.predict import make_predictor
 
@@ -182,16 +183,26 @@ def _trim_history(path: Path, step: int) -> None:
 
 def _validate(cfg, predictor, c: Components, logger, step, index: int = 0) -> dict[str, float]:
     distributed.broadcast_buffers(predictor.model)
-    metrics = evaluate(predictor, c.val_loader, c.val_set, c.device, cfg.eval.nme_norm, cfg.eval.nme_pair)
+    metrics = _evaluate(cfg, predictor, c.val_loader, c.val_set, c.device)
     logger.scalars(step, metrics, prefix="val/")
     if distributed.is_main():
         _append_history(Path(cfg.work_dir) / "history.jsonl", step, metrics)
-    if cfg.eval.vis_images > 0 and distributed.is_main() and index % cfg.eval.image_interval == 0:
+    panels = cfg.eval.vis_images > 0 and builders.pipeline_kind(cfg) != "points"  # crop-layout panels
+    if panels and distributed.is_main() and index % cfg.eval.image_interval == 0:
         log_panels(logger, predictor, c.val_set, c.val_loader, c.codec, metrics, step, cfg.eval.vis_images,
                    c.device)
     if distributed.is_main():
         print(f"validation at step {step}:\n{summary_table(metrics)}", flush=True)
     return metrics
+
+
+def _evaluate(cfg, predictor, loader, dataset, device) -> dict[str, float]:
+    """Point metrics for point objects (data.bottom_up.task=points), else the keypoint metrics."""
+    if builders.pipeline_kind(cfg) == "points":
+        bu = cfg.data.bottom_up
+        return evaluate_points(predictor, loader, device, cfg.eval.point_thresholds, bu.max_peaks,
+                               bu.peak_threshold, bu.nms_kernel)
+    return evaluate(predictor, loader, dataset, device, cfg.eval.nme_norm, cfg.eval.nme_pair)
 
 
 def _append_history(path: Path, step: int, metrics: dict[str, float]) -> None:
@@ -262,4 +273,4 @@ def test(cfg: DictConfig, checkpoint_path: str, split: str = "test") -> dict[str
     loader = builders.build_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, False, cfg.seed)
     flip_index = dataset.spec.flip_index if cfg.eval.flip_test else None
     predictor = make_predictor(model, codec, loss_fn.activation, flip_index)
-    return evaluate(predictor, loader, dataset, device, cfg.eval.nme_norm, cfg.eval.nme_pair)
+    return _evaluate(cfg, predictor, loader, dataset, device)
