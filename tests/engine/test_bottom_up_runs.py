@@ -36,6 +36,17 @@ def test_points_learn_on_tiny_data(tiny_points, tmp_path):
     # (AP@3 0.47-0.85 measured, by thread count); precision at the 0.1 threshold needs longer training.
     assert untrained["AP@3"] < 0.1 and untrained["recall@3"] < 0.1, untrained
     assert trained["AP@3"] > 0.3 and trained["recall@3"] > 0.7, trained
+    # kpdet.Predictor on the checkpoint: every point of an image, no boxes, in image px
+    from kpdet import Predictor
+
+    found = Predictor.from_checkpoint(tmp_path / "t" / "best.pt", device="cpu").predict(
+        str(tiny_points / "images" / "train" / "000001.png"))
+    data = json.loads((tiny_points / "train.json").read_text())
+    truth = np.array([a["keypoints"][:2] for a in data["annotations"] if a["image_id"] == 1])
+    N = len(found["instance_scores"])
+    assert found["keypoints"].shape == (N, 1, 2) and found["scores"].shape == (N, 1) and found["labels"].shape == (N,)
+    nearest = np.linalg.norm(truth[:, None] - found["keypoints"][None, :, 0], axis=-1).min(1)
+    assert (nearest <= 3).mean() > 0.7, nearest
 
 
 def test_the_point_set_is_generated_as_described(tiny_points):
@@ -63,3 +74,17 @@ def test_whole_frame_pipeline_runs_end_to_end(tiny_synthetic, tmp_path):
     metrics = fit(cfg)
     assert {"AP", "RMSE", "EPE", "PCK@0.05"} <= set(metrics)
     assert json.loads((tmp_path / "w" / "metrics.json").read_text())["EPE"] == pytest.approx(metrics["EPE"])
+    # kpdet.Predictor without boxes reads the whole frame exactly as evaluation did
+    from kpdet import Predictor
+    from kpdet.data.bottom_up import letterbox_matrix
+    from kpdet.data.transforms import invert_affine
+    from kpdet.predict import crop_for_model
+
+    predictor = Predictor.from_checkpoint(tmp_path / "w" / "best.pt", device="cpu")
+    image = np.zeros((70, 90, 3), np.uint8)
+    _, affine = crop_for_model(image, [-0.5, -0.5, 90, 70], (96, 64), predictor.padding)
+    np.testing.assert_allclose(affine.numpy(), invert_affine(letterbox_matrix(90, 70, (96, 64))), atol=1e-5)
+    found = predictor.predict(image)
+    assert found["keypoints"].shape == (1, 17, 2) and found["instance_scores"].shape == (1,)
+    with pytest.raises(ValueError, match="bottom-up.*no boxes"):
+        predictor.predict(image, boxes=[[0, 0, 10, 10]])
