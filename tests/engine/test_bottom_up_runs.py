@@ -88,3 +88,19 @@ def test_whole_frame_pipeline_runs_end_to_end(tiny_synthetic, tmp_path):
     assert found["keypoints"].shape == (1, 17, 2) and found["instance_scores"].shape == (1,)
     with pytest.raises(ValueError, match="bottom-up.*no boxes"):
         predictor.predict(image, boxes=[[0, 0, 10, 10]])
+
+
+def test_a_loss_study_on_points_ranks_by_the_point_metric(tiny_points, tmp_path):
+    from kpdet.engine.compare import build_study, run_study
+
+    data = [f"data.{s}.ann_file={tiny_points / 'train.json'}" for s in ("train", "val")]
+    data += [f"data.{s}.img_dir={tiny_points / 'images'}" for s in ("train", "val")]
+    study = build_study("configs/points/focal.yaml", "daf,mse", 1, [
+        *data, f"work_dir={tmp_path}", "device=cpu", "data.num_workers=0", "data.synthetic.generate=false",
+        "train.epochs=1", "train.batch_size=8", "model.input_size=[64,64]", "model.head_channels=32"])
+    rows = run_study(study)
+    assert {r["loss"] for r in rows} == {"daf", "mse"} and all("F1@3" in r for r in rows)
+    assert "Ranked by F1@3" in (tmp_path / "results.md").read_text()
+    saved = np.load(tmp_path / "default" / "daf" / "seed0" / "predictions.npz")
+    annotations = json.loads((tiny_points / "train.json").read_text())["annotations"]
+    assert saved["gt_points"].shape == (len(annotations), 2) and len(saved["points"]) == len(saved["scores"])
