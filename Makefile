@@ -6,7 +6,7 @@ LOCK = requirements/dev.lock
 PIP = $(PYTHON) -m pip install -q -c $(LOCK)
 DEMO_ARGS ?=
 
-.PHONY: install install-dev demo test lint bench lock
+.PHONY: install install-dev demo test lint bench lock dist release-check
 
 install:
 	$(PIP) $(TORCH)
@@ -34,3 +34,13 @@ bench:
 # (pyproject.toml keeps lower bounds only); then .ci/run, and commit the lock if it passes.
 lock:
 	$(PYTHON) requirements/lock.py --torch "$(TORCH)"
+
+# The sdist and wheel under dist/ (the shipped configs are package data; `kpdet` is the console command).
+dist:
+	rm -rf dist
+	$(PYTHON) -m build --outdir dist .
+
+# The wheel installed as a user would (newest dependencies, no lock) in a new venv outside the repo,
+# then train -> test -> infer -> export there (README, "Installed as a library").
+release-check: dist
+	bash requirements/release_check.sh $(PYTHON) dist/kpdet-*.whl $(TORCH)

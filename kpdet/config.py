@@ -6,6 +6,7 @@ that loss's or codec's parameters), checked by their constructors.
 """
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+from kpdet.errors import UserError
 
 
 @dataclass
@@ -78,7 +81,8 @@ class AttributeConfig:
 @dataclass
 class ModelConfig:
     backbone: str = "resnet18"  # resnet18 | resnet34 | resnet50
-    pretrained: str | None = None  # None | imagenet | path to a local weights file
+    pretrained: str | None = None  # None | imagenet | synthetic[:epochs] | a weights file or kpdet checkpoint
+    pretrained_cache: str | None = None  # synthetic trunks' cache; None: $KPDET_CACHE or ~/.cache/kpdet
     input_size: list[int] = field(default_factory=lambda: [192, 256])  # [W, H] network input
     head_channels: int = 256  # SimpleBaseline deconvolution width
     num_deconv: int = 3  # each doubles the resolution: stride 32 -> 4
@@ -146,8 +150,36 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override that does not fit the schema."""
+
+
+class ConfigNotFoundError(ConfigError, FileNotFoundError):
+    """A config named on the command line that is neither a file nor a shipped config."""
+
+
+SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs shipped in the package (kpdet/configs), e.g. 'synthetic/focal'."""
+    return sorted(p.relative_to(SHIPPED_CONFIGS).with_suffix("").as_posix()
+                  for p in SHIPPED_CONFIGS.rglob("*.yaml"))
+
+
+def find_config(name: str | Path) -> Path:
+    """A YAML path as given, else a shipped config named without a path: 'synthetic/focal',
+    'synthetic/focal.yaml' or 'configs/synthetic/focal.yaml' (the repository path, outside a checkout)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    relative = path.as_posix().removesuffix(".yaml").removeprefix("configs/")
+    shipped = SHIPPED_CONFIGS / f"{relative}.yaml"
+    if shipped.is_file():
+        return shipped
+    close = difflib.get_close_matches(relative, shipped_configs(), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; `kpdet configs` lists the shipped ones"
+    raise ConfigNotFoundError(f"config {str(name)!r} is neither a file nor a shipped config{hint}")
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:
@@ -159,7 +191,8 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     source = path
     try:
         if path is not None:
-            cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
+            source = find_config(path) if isinstance(path, (str, Path)) else path  # or an open stream
+            cfg = OmegaConf.merge(cfg, OmegaConf.load(source))
         source = "the overrides"
         dotlist = OmegaConf.from_dotlist(list(overrides))  # values typed as YAML: 3, 1e-3, [1, 2], null
         cfg = OmegaConf.merge(cfg, dotlist)

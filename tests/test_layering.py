@@ -6,12 +6,14 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kpdet"
 LAYER = {
+    "errors": -1,  # UserError and run_cli: every module may raise a user error
     "registry": 0, "config": 0, "keypoints": 0,
     "codecs": 1, "losses": 1, "metrics": 1,
     "data": 2, "models": 2, "vis": 2,
     "build": 3, "predict": 3, "export": 3,
     "inference": 4,
     "engine": 5,
+    "cli": 6, "__main__": 7,  # the `kpdet` command; python -m kpdet
 }
 FORBIDDEN = {  # extra rules beyond the layers
     "models": {"losses"},  # models return logits; the loss stays outside

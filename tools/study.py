@@ -1,6 +1,10 @@
-"""Alias of tools/compare_losses.py: python tools/study.py CONFIG_OR_STUDY [--losses ...] [--report] ..."""
-import runpy
+"""python tools/study.py ...: alias of tools/compare_losses.py, the same as `kpdet compare ...`."""
+import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from kpdet.cli import main  # noqa: E402
+
 if __name__ == "__main__":
-    runpy.run_path(str(Path(__file__).with_name("compare_losses.py")), run_name="__main__")
+    main(["compare", *sys.argv[1:]])

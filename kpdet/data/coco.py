@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from kpdet.errors import UserError
 from kpdet.keypoints import KeypointSpec
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A problem with an annotation file or an image; the message names the file and the id."""
 
 

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from kpdet.errors import UserError
+
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm"}
 
 
-class VideoError(ValueError):
+class VideoError(UserError, ValueError):
     """A video that cannot be opened, or a frame that cannot be decoded; the message names both."""
 
 

@@ -17,6 +17,7 @@ from kpdet.build import (  # noqa: F401  (re-exported: config -> codec/loss/mode
     resolve_device,
 )
 from kpdet.data import build_dataset
+from kpdet.data.coco import DatasetError
 from kpdet.data.targets import WithHeatmapTargets
 
 
@@ -43,6 +44,7 @@ def build_split(cfg: DictConfig, split: str, train: bool, codec=None):
         split_cfg = cfg.data.val
     if not split_cfg.ann_file:
         raise ValueError(f"data.{split}.ann_file is not set")
+    _check_exists(split_cfg.ann_file, f"data.{split}.ann_file")
     kind = pipeline_kind(cfg)
     if kind != "top_down":  # whole images (kpdet/data/bottom_up.py); point maps are rendered in the step
         from kpdet.data.bottom_up import build_whole_image_dataset
@@ -53,6 +55,18 @@ def build_split(cfg: DictConfig, split: str, train: bool, codec=None):
     attribute = (attribute.field, attribute.classes) if attribute is not None else None
     dataset = build_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train, attribute)
     return dataset if codec is None else WithHeatmapTargets(dataset, codec)
+
+
+def _check_exists(path: str, key: str) -> None:
+    """A missing annotation file names the config key to set; a shipped config's path into the
+    repository's ../shared/data says that it only exists in a checkout."""
+    if Path(path).is_file():
+        return
+    hint = ""
+    if "shared/data" in Path(path).as_posix():
+        hint = (f"\nthis config reads ../shared/data beside a kpdet checkout; elsewhere set {key}=FILE "
+                f"{key.replace('ann_file', 'img_dir')}=DIR")
+    raise DatasetError(f"{key}: annotation file not found: {path} (relative to {Path.cwd()}){hint}")
 
 
 def device_targets(cfg: DictConfig, device: torch.device) -> bool:

@@ -18,6 +18,7 @@ from kpdet.engine.evaluate import evaluate, summary_table
 from kpdet.engine.logger import TensorBoardLogger
 from kpdet.engine.panels import log_panels
 from kpdet.engine.points_eval import evaluate_points
+from kpdet.engine.pretrain import resolve_pretrained
 from kpdet.engine.train import StepOptions, train_one_epoch
 from kpdet.predict import make_predictor
 
@@ -96,6 +97,7 @@ def step_options(cfg: DictConfig) -> StepOptions:
 
 def fit(cfg: DictConfig) -> dict[str, float]:
     """Train per `cfg`; writes config.yaml, last.pt, best.pt, metrics.json and TensorBoard files."""
+    cfg = resolve_pretrained(cfg)  # model.pretrained=synthetic[:N] -> the cached trunk (built if missing)
     work_dir = Path(cfg.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import yaml
 
+from kpdet.config import find_config
+from kpdet.errors import UserError
 from kpdet.losses import LOSSES
 
 STUDY_KEYS = {"base", "work_dir", "overrides", "datasets", "losses", "seeds", "seed", "baseline", "metric",
@@ -34,7 +36,7 @@ PARALLEL_KEYS = {"backend", "workers", "threads", "cluster", "slurm"}
 BACKENDS = ("serial", "processes", "submitit")
 
 
-class StudyError(ValueError):
+class StudyError(UserError, ValueError):
     """A study file or --losses string that does not make sense; the message names the field."""
 
 
@@ -181,13 +183,14 @@ def make_loss(entry, where: str) -> LossSpec:
 
 def is_study_file(path: str | Path) -> bool:
     """A study file has `base` or `losses` at top level; a training config has neither."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    data = yaml.safe_load(find_config(path).read_text()) or {}
     return isinstance(data, dict) and ("base" in data or "losses" in data)
 
 
 def load_study(path: str | Path) -> Study:
-    """Read and check a study file; `base` is relative to the current directory (the repo root)."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    """Read and check a study file (a path or a shipped name); `base` is relative to the current
+    directory (the repo root), or a shipped config name."""
+    data = yaml.safe_load(find_config(path).read_text()) or {}
     unknown = set(data) - STUDY_KEYS
     if unknown:
         raise StudyError(f"{path}: unknown study keys {sorted(unknown)}; known: {sorted(STUDY_KEYS)}")
