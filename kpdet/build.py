@@ -16,6 +16,7 @@ from kpdet.codecs import CODECS, build_codec
 from kpdet.codecs.offset import OffsetCodec
 from kpdet.keypoints import KeypointSpec
 from kpdet.losses import LOSSES, build_loss
+from kpdet.losses.displacement import WithDisplacementLoss
 from kpdet.losses.offset import WithOffsetLoss
 from kpdet.losses.ordinal import WithAttributeLoss, XYLoss
 from kpdet.models import build_model, head_target_kind, output_stride
@@ -46,7 +47,8 @@ def head_kind(cfg: DictConfig) -> str:
 def pipeline_kind(cfg: DictConfig) -> str:
     """The one place that picks the data pipeline: "top_down" (one crop per instance box),
     "whole_frame" (data.mode=bottom_up, task single: one instance per whole image, highest peak
-    per channel) or "points" (data.mode=bottom_up, task points: many point objects per class map).
+    per channel), "points" (task points: many point objects per class map) or "pose" (task pose:
+    many instances, CenterNet's centre map + displacements, kpdet.codecs.pose).
     Bottom-up needs heatmaps: a head or codec of another kind is an error naming both."""
     if cfg.data.mode == "top_down":
         return "top_down"
@@ -57,7 +59,14 @@ def pipeline_kind(cfg: DictConfig) -> str:
                          f"{cfg.model.head!r} gives {kind} outputs and codec.type={cfg.codec.type!r} makes "
                          f"{codec_kind} targets; use model.head=heatmap with a heatmap codec, or "
                          "data.mode=top_down")
-    return {"single": "whole_frame", "points": "points"}[cfg.data.bottom_up.task]
+    return {"single": "whole_frame", "points": "points", "pose": "pose"}[cfg.data.bottom_up.task]
+
+
+def pose_decoding(cfg: DictConfig) -> dict:
+    """kpdet.codecs.pose.decode_pose's keyword arguments from data.bottom_up."""
+    bu = cfg.data.bottom_up
+    return {"max_instances": bu.max_instances, "threshold": bu.peak_threshold, "kernel": bu.nms_kernel,
+            "snap_fraction": bu.snap_fraction, "max_peaks": bu.max_peaks}
 
 
 def build_loss_from_cfg(cfg: DictConfig):
@@ -74,6 +83,8 @@ def build_loss_from_cfg(cfg: DictConfig):
     loss = XYLoss(loss) if kind == "ordinal" else loss
     if cfg.model.offset:  # + L1 on the offset head (kpdet.codecs.offset)
         loss = WithOffsetLoss(loss, cfg.model.offset_weight)
+    if cfg.data.mode == "bottom_up" and cfg.data.bottom_up.task == "pose":  # + centre-to-keypoint L1
+        loss = WithDisplacementLoss(loss, cfg.data.bottom_up.displacement_weight)
     attribute = cfg.model.attribute
     return loss if attribute is None else WithAttributeLoss(loss, attribute.weight)
 
@@ -121,6 +132,8 @@ def build_model_from_cfg(cfg: DictConfig, num_keypoints: int, activation: str, p
     if final_bias is None:
         final_bias = prior_bias(LOSSES.get(cfg.loss.type).prior) if activation == "sigmoid" else 0.0
     head_params = {"offset": True} if m.offset else {}
+    if pipeline_kind(cfg) == "pose":  # K keypoint maps + the centre map, and 2K displacements
+        num_keypoints, head_params["displacements"] = num_keypoints + 1, 2 * num_keypoints
     if head_kind(cfg) == "ordinal":
         head_params = {"input_size": tuple(m.input_size), "bins": build_codec_from_cfg(cfg).num_bins}
     attribute_classes = m.attribute.classes if m.attribute is not None else None

@@ -46,11 +46,13 @@ class SyntheticConfig:
 
 @dataclass
 class BottomUpConfig:
-    task: str = "single"  # single: one instance per image (whole frame) | points: point objects (kpdet/data/bottom_up.py)
+    task: str = "single"  # single: one instance per image (whole frame) | points: point objects | pose: many instances (kpdet/data/bottom_up.py)
     max_instances: int = 128  # points per image kept (padding size); more are counted and dropped
     peak_threshold: float = 0.1  # points: a peak counts when its score exceeds this (before AP's sweep)
     max_peaks: int = 100  # points: top-k peaks per class map
-    nms_kernel: int = 3  # points: max-pool window of the peak suppression (odd, heatmap px)
+    nms_kernel: int = 3  # points and pose: max-pool window of the peak suppression (odd, heatmap px)
+    displacement_weight: float = 1.0  # pose: loss weight of the centre-to-keypoint L1 (CenterNet's hps)
+    snap_fraction: float = 0.3  # pose: snap a regressed keypoint to a peak within this share of the instance size
 
 
 @dataclass
@@ -216,7 +218,7 @@ _CHOICES = {
     "eval.nme_norm": ("none", "interocular", "box"),
     "data.mode": ("top_down", "bottom_up"),
     "data.synthetic.kind": ("pose", "points"),
-    "data.bottom_up.task": ("single", "points"),
+    "data.bottom_up.task": ("single", "points", "pose"),
 }
 
 

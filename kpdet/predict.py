@@ -88,6 +88,36 @@ class OffsetPredictor(HeatmapPredictor):
         return keypoints, confidences, scores
 
 
+class PosePredictor:
+    """Multi-instance pose (data.bottom_up.task=pose; kpdet.codecs.pose): letterboxed whole images
+    [B, 3, H, W] -> every instance found. No flip test (a mirrored displacement field would need its
+    keypoints swapped and dx negated). `decode` holds decode_pose's keyword arguments."""
+
+    def __init__(self, model: nn.Module, codec, activation: str, num_keypoints: int, **decode):
+        self.model, self.codec, self.activation = model, codec, activation
+        self.num_keypoints, self.decode = num_keypoints, decode
+
+    @torch.no_grad()
+    def outputs(self, images: torch.Tensor):
+        """(scores [B, K + 1, h, w], offsets [B, K + 1, 2, h, w] or None, displacements [B, K, 2, h, w])."""
+        from kpdet.codecs.offset import split_outputs
+        from kpdet.codecs.pose import split_pose_outputs
+
+        heat, displacements = split_pose_outputs(self.model(images).float(), self.num_keypoints)
+        offsets = None
+        if getattr(self.codec, "with_offsets", False):
+            heat, offsets = split_outputs(heat)
+        return apply_activation(heat, self.activation), offsets, displacements
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """-> decode_pose's dict: keypoints [B, N, K, 2] input px, scores [B, N, K], instance_scores and
+        keep [B, N]."""
+        from kpdet.codecs.pose import decode_pose
+
+        return decode_pose(self.codec, *self.outputs(images), **self.decode)
+
+
 class OrdinalPredictor:
     """Wraps model + ordinal_xy codec: normalised crops [B, 3, H, W] -> keypoints in crop px, with the
     call protocol of HeatmapPredictor. The model gives x and y logits; softmax over bins, optional

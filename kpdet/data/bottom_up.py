@@ -15,6 +15,9 @@ Tasks (`data.bottom_up.task`):
   channel per category (sorted by category id). keypoints [M, 2] input px, visible [M],
   classes [M, C] one-hot (zero rows are padding), image_points [M, 2] image px and labels [M]
   (-1 = padding) for evaluation; M = data.bottom_up.max_instances.
+- `pose`: many instances of one category (CenterNet's multi-person pose): keypoints [M, K, 2]
+  and visible [M, K] in input px (flipped samples swap left/right), centres [M, 2] (the box
+  centre, or the middle of the labelled keypoints without a box), present [M] (0 = padding).
 
 Ignore mask: "ignore" [H_in, W_in] uint8 (1 = no loss there): the boxes of COCO crowd
 annotations (`iscrowd`) and of instances with no labelled keypoint, warped like the image, as
@@ -35,7 +38,7 @@ from kpdet.keypoints import KeypointSpec
 
 log = logging.getLogger(__name__)
 
-TASKS = ("single", "points")
+TASKS = ("single", "points", "pose")
 
 
 def letterbox_matrix(width: int, height: int, input_size, params: T.AugParams = T.AugParams()) -> np.ndarray:
@@ -169,7 +172,7 @@ class WholeImageDataset(torch.utils.data.Dataset):
             "crop_to_image": torch.from_numpy(T.invert_affine(matrix).astype(np.float32)),
             "image_id": torch.tensor(int(info["id"]), dtype=torch.int64),
         }
-        instances = self._single if self.task == "single" else self._points
+        instances = {"single": self._single, "points": self._points, "pose": self._pose}[self.task]
         return {**sample, **instances(kept, matrix, params.flip)}
 
     def _single(self, kept: list, matrix: np.ndarray, flip: bool) -> dict[str, torch.Tensor]:
@@ -206,6 +209,26 @@ class WholeImageDataset(torch.utils.data.Dataset):
             "keypoints": torch.from_numpy(points.astype(np.float32)), "visible": torch.from_numpy(visible),
             "classes": torch.from_numpy(classes), "labels": torch.from_numpy(labels),
             "image_points": torch.from_numpy(image_points.astype(np.float32)),
+        }
+
+    def _pose(self, kept: list, matrix: np.ndarray, flip: bool) -> dict[str, torch.Tensor]:
+        """Padded instances of one category; slots beyond the image's count have present 0."""
+        from kpdet.data.dataset import instance_box
+
+        M, K = self.max_instances, self.spec.num_keypoints
+        keypoints, centres, present = np.zeros((M, K, 3)), np.zeros((M, 2)), np.zeros(M, np.float32)
+        for i, ann in enumerate(kept):
+            keypoints[i] = np.asarray(ann["keypoints"], dtype=np.float64).reshape(K, 3)
+            x, y, w, h = instance_box(ann, keypoints[i])
+            centres[i], present[i] = (x + w / 2, y + h / 2), 1.0
+        points = T.transform_points(keypoints[..., :2], matrix)
+        visible = (keypoints[..., 2] > 0).astype(np.float32)
+        if flip:
+            points, visible = points[:, self.spec.flip_index], visible[:, self.spec.flip_index]
+        return {
+            "keypoints": torch.from_numpy(points.astype(np.float32)), "visible": torch.from_numpy(visible),
+            "centres": torch.from_numpy(T.transform_points(centres, matrix).astype(np.float32)),
+            "present": torch.from_numpy(present),
         }
 
     def _photometric(self, crop: np.ndarray, seed: int) -> np.ndarray:

@@ -46,11 +46,11 @@ def build_split(cfg: DictConfig, split: str, train: bool, codec=None):
         raise ValueError(f"data.{split}.ann_file is not set")
     _check_exists(split_cfg.ann_file, f"data.{split}.ann_file")
     kind = pipeline_kind(cfg)
-    if kind != "top_down":  # whole images (kpdet/data/bottom_up.py); point maps are rendered in the step
+    if kind != "top_down":  # whole images (kpdet/data/bottom_up.py); point and pose maps: in the step
         from kpdet.data.bottom_up import build_whole_image_dataset
 
         dataset = build_whole_image_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train)
-        return dataset if codec is None or kind == "points" else WithHeatmapTargets(dataset, codec)
+        return dataset if codec is None or kind in ("points", "pose") else WithHeatmapTargets(dataset, codec)
     attribute = cfg.model.attribute
     attribute = (attribute.field, attribute.classes) if attribute is not None else None
     dataset = build_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train, attribute)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from kpdet.build import spec_to_checkpoint
+from kpdet.build import pose_decoding, spec_to_checkpoint
 from kpdet.config import save_config
 from kpdet.engine import builders, distributed
 from kpdet.engine.checkpoint import eval_weights, load_checkpoint, rng_state, save_atomic, set_rng_state
@@ -18,9 +18,10 @@ from kpdet.engine.evaluate import evaluate, summary_table
 from kpdet.engine.logger import TensorBoardLogger
 from kpdet.engine.panels import log_panels
 from kpdet.engine.points_eval import evaluate_points
+from kpdet.engine.pose_eval import evaluate_pose
 from kpdet.engine.pretrain import resolve_pretrained
 from kpdet.engine.train import StepOptions, train_one_epoch
-from kpdet.predict import make_predictor
+from kpdet.predict import PosePredictor, make_predictor
 
 
 @dataclass
@@ -189,7 +190,7 @@ def _validate(cfg, predictor, c: Components, logger, step, index: int = 0) -> di
     logger.scalars(step, metrics, prefix="val/")
     if distributed.is_main():
         _append_history(Path(cfg.work_dir) / "history.jsonl", step, metrics)
-    panels = cfg.eval.vis_images > 0 and builders.pipeline_kind(cfg) != "points"  # crop-layout panels
+    panels = cfg.eval.vis_images > 0 and builders.pipeline_kind(cfg) in ("top_down", "whole_frame")
     if panels and distributed.is_main() and index % cfg.eval.image_interval == 0:
         log_panels(logger, predictor, c.val_set, c.val_loader, c.codec, metrics, step, cfg.eval.vis_images,
                    c.device)
@@ -199,7 +200,12 @@ def _validate(cfg, predictor, c: Components, logger, step, index: int = 0) -> di
 
 
 def _evaluate(cfg, predictor, loader, dataset, device) -> dict[str, float]:
-    """Point metrics for point objects (data.bottom_up.task=points), else the keypoint metrics."""
+    """Point metrics for point objects (data.bottom_up.task=points), OKS AP of every instance found for
+    bottom-up pose (task pose), else the keypoint metrics of the given instances."""
+    if builders.pipeline_kind(cfg) == "pose":
+        pose = PosePredictor(predictor.model, predictor.codec, predictor.activation, dataset.spec.num_keypoints,
+                             **pose_decoding(cfg))
+        return evaluate_pose(pose, loader, dataset, device)
     if builders.pipeline_kind(cfg) == "points":
         bu = cfg.data.bottom_up
         return evaluate_points(predictor, loader, device, cfg.eval.point_thresholds, bu.max_peaks,

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from kpdet.codecs.instances import encode_point_maps
+from kpdet.codecs.pose import encode_pose_targets
 from kpdet.losses.ignore import ignore_pixels
 from kpdet.losses.ordinal import WithAttributeLoss
 
@@ -134,6 +135,9 @@ def encode_targets(codec, batch: dict, device: torch.device) -> tuple[torch.Tens
             targets = targets.to(device, non_blocking=True)
         return targets, batch["weights"].to(device, non_blocking=True)
     with torch.no_grad():
+        if "centres" in batch:  # bottom-up pose: keypoint and centre maps, centre-to-keypoint displacements
+            return encode_pose_targets(codec, *(batch[k].to(device) for k in ("keypoints", "visible", "centres",
+                                                                               "present")))
         if "classes" in batch:  # bottom-up point objects: every instance of a class in one map
             return encode_point_maps(codec, batch["keypoints"].to(device, non_blocking=True),
                                      batch["classes"].to(device), batch["visible"].to(device))
