@@ -14,7 +14,9 @@ in training (padding 1.0) and the result has "instance_scores" [N] too. Whole fr
 single): one instance, scored as in evaluation (`kpdet.metrics.instance_score`). Point objects
 (task points): every peak found (max-pool suppression, `data.bottom_up` threshold and top-k),
 keypoints [N, 1, 2], scores [N, 1], instance_scores [N] (the peak score) and "labels" [N]
-(the class: index into the checkpoint's keypoint names, one per category).
+(the class: index into the checkpoint's keypoint names, one per category). Multi-instance pose
+(task pose): every instance whose centre peak passes data.bottom_up.peak_threshold, keypoints
+[N, K, 2], scores [N, K], instance_scores [N] (the centre score), best first.
 """
 from __future__ import annotations
 
@@ -175,8 +177,9 @@ class Predictor:
                 affines.append(affine)
                 owner.append(i)
         flip = self.flip_test if flip_test is None else flip_test
-        if self.pipeline == "points":
-            results = [self._points(crop, affine, flip) for crop, affine in zip(crops, affines)]
+        if self.pipeline in ("points", "pose"):
+            whole = self._points if self.pipeline == "points" else self._pose
+            results = [whole(crop, affine, flip) for crop, affine in zip(crops, affines)]
             return results[0] if single else results
         out = self._run(crops, affines, flip, heatmaps)
         if self.pipeline == "whole_frame":
@@ -233,6 +236,22 @@ class Predictor:
         values = found["scores"][0].cpu()[keep].float()
         return {"keypoints": points[:, None].numpy(), "scores": values[:, None].numpy(),
                 "instance_scores": values.numpy(), "labels": labels.numpy()}
+
+    @torch.no_grad()
+    def _pose(self, crop: torch.Tensor, affine: torch.Tensor, flip: bool) -> dict[str, np.ndarray]:
+        """Every instance of one letterboxed image (kpdet.codecs.pose; no flip test), image px,
+        sorted by instance score."""
+        from kpdet.predict import PosePredictor
+
+        pose = PosePredictor(self.model, self.codec, self.activation, self.num_keypoints,
+                             **build.pose_decoding(self.config))
+        found = {k: v[0].cpu() for k, v in pose(crop[None].to(self.device)).items()}
+        keep = found["keep"]
+        order = found["instance_scores"][keep].argsort(descending=True)
+        points = found["keypoints"][keep][order].float()
+        image_points = crop_to_image(points.reshape(1, -1, 2), affine[None])[0].view_as(points)
+        return {"keypoints": image_points.numpy(), "scores": found["scores"][keep][order].float().numpy(),
+                "instance_scores": found["instance_scores"][keep][order].float().numpy()}
 
     @property
     def num_keypoints(self) -> int:

@@ -104,3 +104,68 @@ def test_a_loss_study_on_points_ranks_by_the_point_metric(tiny_points, tmp_path)
     saved = np.load(tmp_path / "default" / "daf" / "seed0" / "predictions.npz")
     annotations = json.loads((tiny_points / "train.json").read_text())["annotations"]
     assert saved["gt_points"].shape == (len(annotations), 2) and len(saved["points"]) == len(saved["scores"])
+
+
+@pytest.fixture(scope="module")
+def dumbbells(tmp_path_factory):
+    """16 images of 64 x 64 px, each with 1-3 two-keypoint figures: a red disc (head) joined by a bar
+    to a green one (tail), 10-14 px apart, any direction; an easy multi-instance pose set."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("dumbbells")
+    (root / "images").mkdir()
+    rng = np.random.default_rng(0)
+    images, annotations = [], []
+    for i in range(16):
+        img = np.full((64, 64, 3), 30, np.uint8)
+        for _ in range(rng.integers(1, 4)):
+            for _ in range(50):  # a place that does not touch the earlier figures
+                head = rng.uniform(8, 56, 2)
+                angle, length = rng.uniform(0, 2 * np.pi), rng.uniform(10, 14)
+                tail = head + length * np.array([np.cos(angle), np.sin(angle)])
+                if (4 < tail).all() and (tail < 60).all() and all(
+                        min(np.linalg.norm(p - q) for p in (head, tail) for q in old) > 9
+                        for old in [np.array(a["keypoints"]).reshape(2, 3)[:, :2] for a in annotations
+                                    if a["image_id"] == i + 1]):
+                    break
+            fx = lambda p: (int(round(p[0] * 16)), int(round(p[1] * 16)))
+            cv2.line(img, fx(head), fx(tail), (200, 200, 200), 1, cv2.LINE_AA, 4)
+            cv2.circle(img, fx(head), 3 * 16, (0, 0, 255), -1, cv2.LINE_AA, 4)  # BGR: red
+            cv2.circle(img, fx(tail), 3 * 16, (0, 255, 0), -1, cv2.LINE_AA, 4)
+            x0, y0 = np.minimum(head, tail) - 3
+            w, h = np.abs(head - tail) + 6
+            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
+                                "keypoints": [*head.round(2).tolist(), 2, *tail.round(2).tolist(), 2],
+                                "num_keypoints": 2, "bbox": [x0, y0, w, h], "area": float(w * h)})
+        cv2.imwrite(str(root / "images" / f"{i}.png"), img)
+        images.append({"id": i + 1, "file_name": f"{i}.png", "width": 64, "height": 64})
+    data = {"images": images, "annotations": annotations,
+            "categories": [{"id": 1, "name": "dumbbell", "keypoints": ["head", "tail"], "skeleton": [[1, 2]]}]}
+    (root / "train.json").write_text(json.dumps(data))
+    return root
+
+
+def test_multi_instance_pose_learns_on_tiny_data(dumbbells, tmp_path):
+    def config(work, *extra):
+        data = [f"data.{s}.ann_file={dumbbells / 'train.json'}" for s in ("train", "val")]
+        data += [f"data.{s}.img_dir={dumbbells / 'images'}" for s in ("train", "val")]
+        return load_config("configs/bottom_up/synthetic_focal.yaml", [
+            *data, f"work_dir={work}", "device=cpu", "data.num_workers=0", "data.synthetic.generate=false",
+            "data.aug.flip_prob=0", "data.aug.rotation_prob=0", "data.aug.scale_factor=0", "data.aug.shift_factor=0",
+            "data.aug.photometric=false", "model.input_size=[128,128]", "model.head_channels=32",
+            "codec.sigma=1.0", "train.batch_size=8", "train.warmup_iters=5", "train.val_interval=1000",
+            "train.checkpoint_interval=1000", "data.oks_sigmas=[0.1,0.1]", *extra])
+
+    untrained = fit(config(tmp_path / "u", "train.epochs=0"))
+    trained = fit(config(tmp_path / "t", "train.epochs=20", "train.lr=0.003"))
+    # untrained no centre passes the threshold (AP 0); 40 steps find every figure (AP 0.20, AP50 0.29,
+    # PCK@0.2 0.54 over the matched ones, measured): grouping works, precision needs a longer run
+    assert untrained["AP"] < 0.05, untrained
+    assert trained["AP"] > 0.1 and trained["matched_fraction"] > 0.8 and trained["PCK@0.2"] > 0.35, trained
+    from kpdet import Predictor
+
+    found = Predictor.from_checkpoint(tmp_path / "t" / "best.pt", device="cpu").predict(
+        str(dumbbells / "images" / "0.png"))
+    N = len(found["instance_scores"])
+    assert N >= 1 and found["keypoints"].shape == (N, 2, 2) and found["scores"].shape == (N, 2)
+    assert (np.diff(found["instance_scores"]) <= 0).all()
