@@ -41,18 +41,18 @@ class SyntheticConfig:
     seed: int = 0
     num_train: int = 2000  # images
     num_val: int = 200
-    kind: str = "pose"  # pose: figures with 17 keypoints (data/synthetic.py) | points: point objects (data/points_synthetic.py)
+    kind: str = "pose"  # pose: 17-keypoint figures (synthetic.py) | points: point objects (points_synthetic)
 
 
 @dataclass
 class BottomUpConfig:
-    task: str = "single"  # single: one instance per image (whole frame) | points: point objects | pose: many instances (kpdet/data/bottom_up.py)
+    task: str = "single"  # single: one instance per frame | points: point objects | pose: many (bottom_up.py)
     max_instances: int = 128  # points per image kept (padding size); more are counted and dropped
     peak_threshold: float = 0.1  # points: a peak counts when its score exceeds this (before AP's sweep)
     max_peaks: int = 100  # points: top-k peaks per class map
     nms_kernel: int = 3  # points and pose: max-pool window of the peak suppression (odd, heatmap px)
     displacement_weight: float = 1.0  # pose: loss weight of the centre-to-keypoint L1 (CenterNet's hps)
-    snap_fraction: float = 0.3  # pose: snap a regressed keypoint to a peak within this share of the instance size
+    snap_fraction: float = 0.3  # pose: snap regressed keypoints to peaks within this share of instance size
 
 
 @dataclass
@@ -93,7 +93,7 @@ class ModelConfig:
     head_init_std: float = 0.001  # std of the normal init of the head's convolution weights
     head: str = "heatmap"  # heatmap | ordinal_xy (x/y-bin logits, SimCC): kpdet.models.HEADS
     attribute: AttributeConfig | None = None  # a per-instance ordinal attribute head beside the keypoints
-    offset: bool = False  # add the offset head: 2 channels (dx, dy) per heatmap, L1 loss (kpdet.codecs.offset)
+    offset: bool = False  # the offset head: 2 channels (dx, dy) per heatmap, L1 loss (kpdet.codecs.offset)
     offset_weight: float = 1.0  # loss = heatmap loss + offset_weight * L1 of the offsets
     offset_radius: int = 0  # offsets trained within this many heatmap px of the nearest pixel (0: that pixel)
 

@@ -58,7 +58,8 @@ def encode_pose_targets(codec, keypoints: torch.Tensor, visible: torch.Tensor, c
     visible = visible * present[..., None]
     points = torch.cat([keypoints, centres[:, :, None]], 2).reshape(B, M * (K + 1), 2)
     shown = torch.cat([visible, present[..., None]], 2).reshape(B, M * (K + 1))
-    classes = torch.eye(K + 1, device=keypoints.device).expand(B, M, K + 1, K + 1).reshape(B, M * (K + 1), K + 1)
+    classes = torch.eye(K + 1, device=keypoints.device).expand(B, M, K + 1, K + 1)
+    classes = classes.reshape(B, M * (K + 1), K + 1)
     maps, weights = encode_point_maps(codec, points, classes, shown)
     inner = getattr(codec, "codec", codec)
     displacements, mask = displacement_targets(inner, keypoints, visible, centres)

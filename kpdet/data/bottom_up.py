@@ -41,13 +41,13 @@ log = logging.getLogger(__name__)
 TASKS = ("single", "points", "pose")
 
 
-def letterbox_matrix(width: int, height: int, input_size, params: T.AugParams = T.AugParams()) -> np.ndarray:
+def letterbox_matrix(width: int, height: int, input_size, params: T.AugParams | None = None) -> np.ndarray:
     """[2, 3] image px -> input px: the whole image fitted inside `input_size` (W, H), centred,
     aspect kept; then `params` (scale > 1 zooms out, rotation in degrees, shift as a fraction of
     the fitted size, flip) about the image centre. COCO pixel centres (transforms.py)."""
     box = [-0.5, -0.5, float(width), float(height)]  # continuous extent of the pixels
     center, scale = T.box_to_center_scale(box, input_size[0] / input_size[1], padding=1.0)
-    return T.augmented_crop_matrix(center, scale, input_size, params)
+    return T.augmented_crop_matrix(center, scale, input_size, params or T.AugParams())
 
 
 def region_mask(boxes: list, matrix: np.ndarray, input_size) -> np.ndarray:
@@ -65,7 +65,8 @@ def region_mask(boxes: list, matrix: np.ndarray, input_size) -> np.ndarray:
 
 def point_categories(data: dict, ann_file: str = "") -> list[dict]:
     """Categories with exactly one keypoint name, sorted by id: one heatmap channel each."""
-    found = sorted((c for c in data["categories"] if len(c.get("keypoints") or []) == 1), key=lambda c: c["id"])
+    found = [c for c in data["categories"] if len(c.get("keypoints") or []) == 1]
+    found = sorted(found, key=lambda c: c["id"])
     if not found:
         raise coco_io.DatasetError(f"{ann_file}: no category has exactly one keypoint (point objects, "
                                    f"data.bottom_up.task=points); categories: "
@@ -113,8 +114,8 @@ class WholeImageDataset(torch.utils.data.Dataset):
         missing = coco_io.missing_images(data["images"], self.img_dir, self.ann_file)
         if (bad or missing) and not skip_invalid:
             lines = list(bad.values()) + list(missing.values())
-            raise coco_io.DatasetError(f"{len(lines)} problem(s) in {self.ann_file} (set data.skip_invalid=true "
-                                       f"to skip them):\n" + "\n".join(lines[:50]))
+            raise coco_io.DatasetError(f"{len(lines)} problem(s) in {self.ann_file} (set "
+                                       "data.skip_invalid=true to skip them):\n" + "\n".join(lines[:50]))
         if missing:
             data["images"] = [i for i in data["images"] if i.get("id") not in missing]
         return set(bad)
@@ -183,7 +184,8 @@ class WholeImageDataset(torch.utils.data.Dataset):
         ann = kept[0] if kept else {"id": -1, "keypoints": [0.0] * 3 * K, "bbox": [0, 0, 1, 1], "area": 0.0}
         keypoints = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
         box = instance_box(ann, keypoints)
-        points, visible = T.transform_points(keypoints[:, :2], matrix), (keypoints[:, 2] > 0).astype(np.float32)
+        points = T.transform_points(keypoints[:, :2], matrix)
+        visible = (keypoints[:, 2] > 0).astype(np.float32)
         if flip:
             points = T.flip_keypoint_order(points, self.spec.flip_index)
             visible = T.flip_keypoint_order(visible, self.spec.flip_index)

@@ -103,9 +103,9 @@ def render_points_image(seed, size: int = 128, max_objects: int = 100) -> tuple[
         _draw_object(img, CLASSES[label], centre, radius, int(rng.integers(140, 256)))
         placed.append((centre, radius))
         x, y = float(centre[0]), float(centre[1])
+        box = [round(v, 3) for v in (x - radius, y - radius, 2 * radius, 2 * radius)]
         anns.append({"category_id": label + 1, "keypoints": [round(x, 3), round(y, 3), 2], "num_keypoints": 1,
-                     "bbox": [round(x - radius, 3), round(y - radius, 3), round(2 * radius, 3), round(2 * radius, 3)],
-                     "area": round(4 * radius * radius, 3), "iscrowd": 0})
+                     "bbox": box, "area": round(4 * radius * radius, 3), "iscrowd": 0})
     sigma = rng.uniform(0, 1.2)
     if sigma > 0.3:
         img = cv2.GaussianBlur(img, (0, 0), sigma)

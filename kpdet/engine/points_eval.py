@@ -26,7 +26,8 @@ def predict_points(predictor, loader, device: torch.device, max_peaks: int = 100
             scores, offsets = predictor.heatmaps(images), None
         found = decode_points(predictor.codec, scores, offsets, max_peaks, threshold, kernel)
         B, C, M, _ = found["points"].shape
-        points = crop_to_image(found["points"].cpu().double().view(B, C * M, 2), batch["crop_to_image"].double())
+        points = crop_to_image(found["points"].cpu().double().view(B, C * M, 2),
+                               batch["crop_to_image"].double())
         labels = torch.arange(C)[None, :, None].expand(B, C, M).reshape(B, C * M)
         keep, values = found["keep"].cpu().view(B, C * M), found["scores"].cpu().view(B, C * M)
         for b in range(B):

@@ -203,8 +203,8 @@ def _evaluate(cfg, predictor, loader, dataset, device) -> dict[str, float]:
     """Point metrics for point objects (data.bottom_up.task=points), OKS AP of every instance found for
     bottom-up pose (task pose), else the keypoint metrics of the given instances."""
     if builders.pipeline_kind(cfg) == "pose":
-        pose = PosePredictor(predictor.model, predictor.codec, predictor.activation, dataset.spec.num_keypoints,
-                             **pose_decoding(cfg))
+        pose = PosePredictor(predictor.model, predictor.codec, predictor.activation,
+                             dataset.spec.num_keypoints, **pose_decoding(cfg))
         return evaluate_pose(pose, loader, dataset, device)
     if builders.pipeline_kind(cfg) == "points":
         bu = cfg.data.bottom_up

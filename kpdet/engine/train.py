@@ -136,8 +136,8 @@ def encode_targets(codec, batch: dict, device: torch.device) -> tuple[torch.Tens
         return targets, batch["weights"].to(device, non_blocking=True)
     with torch.no_grad():
         if "centres" in batch:  # bottom-up pose: keypoint and centre maps, centre-to-keypoint displacements
-            return encode_pose_targets(codec, *(batch[k].to(device) for k in ("keypoints", "visible", "centres",
-                                                                               "present")))
+            keys = ("keypoints", "visible", "centres", "present")
+            return encode_pose_targets(codec, *(batch[k].to(device) for k in keys))
         if "classes" in batch:  # bottom-up point objects: every instance of a class in one map
             return encode_point_maps(codec, batch["keypoints"].to(device, non_blocking=True),
                                      batch["classes"].to(device), batch["visible"].to(device))

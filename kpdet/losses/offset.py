@@ -30,7 +30,8 @@ class WithOffsetLoss(nn.Module):
         heatmaps, offsets, mask = target
         B, C, H, W = heatmaps.shape
         if pred.shape[1] != 3 * C:
-            raise ValueError(f"pred has {pred.shape[1]} channels; an offset head for {C} heatmaps gives {3 * C}")
+            raise ValueError(f"pred has {pred.shape[1]} channels; an offset head for {C} heatmaps gives "
+                             f"{3 * C}")
         m = mask if weight is None else mask * weight[:, :, None, None]
         error = (pred[:, C:].float().view(B, C, 2, H, W) - offsets).abs().sum(2)
         l1 = (error * m).sum() / (2 * m.sum().clamp_min(1.0))

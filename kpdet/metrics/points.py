@@ -54,7 +54,8 @@ def count_matches(predictions: Sequence[dict], targets: Sequence[dict], max_dist
         points, labels = pred["points"][keep], pred["labels"][keep]
         n_pred, n_gt = n_pred + len(points), n_gt + len(target["points"])
         for label in np.union1d(np.unique(labels), np.unique(target["labels"])):
-            tp += match_count(points[labels == label], target["points"][target["labels"] == label], max_distance)
+            truth = target["points"][target["labels"] == label]
+            tp += match_count(points[labels == label], truth, max_distance)
     return tp, n_pred, n_gt
 
 

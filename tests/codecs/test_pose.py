@@ -32,7 +32,8 @@ def test_perfect_outputs_decode_to_every_instance_exactly():
     visible = torch.tensor([[[1.0, 1.0, 1.0], [1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]])
     centres = torch.tensor([[[11.0, 19.0], [46.0, 38.0], [0.0, 0.0]]])
     present = torch.tensor([[1.0, 1.0, 0.0]])
-    ((maps, offsets, omask), disp, dmask), weights = encode_pose_targets(codec, keypoints, visible, centres, present)
+    targets, weights = encode_pose_targets(codec, keypoints, visible, centres, present)
+    (maps, offsets, _), disp, _ = targets
     assert maps.shape == (1, 4, 32, 32) and weights.shape == (1, 4) and disp.shape == (1, 3, 2, 32, 32)
     assert (maps[0, 3] == 1.0).sum() == 2  # two centre peaks, padding drew none
     found = decode_pose(codec, maps, offsets, disp, max_instances=5, threshold=0.5)

@@ -49,8 +49,10 @@ def _coco(tmp_path, annotations, images=3, categories=None):
     for i in range(images):
         cv2.imwrite(str(tmp_path / "img" / f"{i}.png"), np.full((40, 60, 3), 50, np.uint8))
     categories = categories or [{"id": 1, "name": "a", "keypoints": ["left_x", "right_x"], "skeleton": []}]
-    data = {"images": [{"id": i + 1, "file_name": f"{i}.png", "width": 60, "height": 40} for i in range(images)],
-            "annotations": [{"id": j + 1, "iscrowd": 0, "category_id": 1, **a} for j, a in enumerate(annotations)],
+    data = {"images": [{"id": i + 1, "file_name": f"{i}.png", "width": 60, "height": 40}
+                       for i in range(images)],
+            "annotations": [{"id": j + 1, "iscrowd": 0, "category_id": 1, **a}
+                            for j, a in enumerate(annotations)],
             "categories": categories}
     (tmp_path / "ann.json").write_text(json.dumps(data))
     return tmp_path / "ann.json", tmp_path / "img"
@@ -64,8 +66,8 @@ def test_single_instance_samples_ignore_regions_and_counts(tmp_path):
     ])  # image 3 has nothing: a negative
     ds = WholeImageDataset(ann, img, (64, 64), train=False, photometric=False)
     assert len(ds) == 3
-    assert ds.counts == {"invalid": 0, "crowd_regions": 1, "unlabelled_instances": 1, "truncated_instances": 0,
-                         "negative_images": 2}
+    assert ds.counts == {"invalid": 0, "crowd_regions": 1, "unlabelled_instances": 1,
+                         "truncated_instances": 0, "negative_images": 2}
     # 60 x 40 into 64 x 64: scale 64/60, the image spans 42.67 rows starting at 10.67 - 0.5
     s = ds[0]
     k = 64 / 60
@@ -80,14 +82,15 @@ def test_single_instance_samples_ignore_regions_and_counts(tmp_path):
 
 
 def test_flip_swaps_left_and_right(tmp_path):
-    ann, img = _coco(tmp_path, [{"image_id": 1, "keypoints": [10, 20, 2, 30, 20, 1], "bbox": [5, 15, 30, 10]}],
-                     images=1)
+    figure = {"image_id": 1, "keypoints": [10, 20, 2, 30, 20, 1], "bbox": [5, 15, 30, 10]}
+    ann, img = _coco(tmp_path, [figure], images=1)
     ds = WholeImageDataset(ann, img, (64, 64), train=True, flip_prob=1.0, scale_factor=0, rotation_prob=0,
                            photometric=False)
     s = ds[0]
     m = letterbox_matrix(60, 40, (64, 64), T.AugParams(flip=True))
     # slot 0 (left_x) now holds the old right_x, mirrored
-    np.testing.assert_allclose(s["keypoints"][0].numpy(), T.transform_points(np.array([30.0, 20.0]), m), atol=1e-4)
+    expected = T.transform_points(np.array([30.0, 20.0]), m)
+    np.testing.assert_allclose(s["keypoints"][0].numpy(), expected, atol=1e-4)
 
 
 def test_two_instances_in_single_mode_is_an_error_naming_the_image(tmp_path):
@@ -113,7 +116,8 @@ def test_point_objects_sample(tmp_path):
     s = ds[0]
     assert s["labels"].tolist() == [1, 0, -1, -1]
     assert s["classes"].tolist() == [[0, 1], [1, 0], [0, 0], [0, 0]]
-    np.testing.assert_allclose(s["keypoints"][:2].numpy(), [[5, 6], [15, 16]], atol=1e-6)  # same size: identity
+    # the image has the input's size: the letterbox is the identity
+    np.testing.assert_allclose(s["keypoints"][:2].numpy(), [[5, 6], [15, 16]], atol=1e-6)
     assert s["visible"].tolist() == [1, 1, 0, 0]
 
 
@@ -155,5 +159,5 @@ def test_bottom_up_with_a_bins_head_is_an_error_naming_both():
     from kpdet.config import load_config
 
     cfg = load_config("configs/synthetic/emd_ordinal.yaml", ["data.mode=bottom_up"])
-    with pytest.raises(ValueError, match="data.mode='bottom_up'.*model.head='ordinal_xy'.*codec.type='ordinal_xy'"):
+    with pytest.raises(ValueError, match="data.mode='bottom_up'.*model.head='ordinal_xy'.*codec.type="):
         pipeline_kind(cfg)

@@ -120,8 +120,10 @@ def save_predictions(cfg: DictConfig, work: Path) -> None:
     flip_index = dataset.spec.flip_index if cfg.eval.flip_test else None
     predictor = make_predictor(model.to(device), builders.build_codec_from_cfg(cfg), loss_fn.activation,
                                flip_index)
-    predictions = _point_arrays(cfg, predictor, loader, device) if points else predict_dataset(predictor, loader,
-                                                                                                  device)
+    if points:
+        predictions = _point_arrays(cfg, predictor, loader, device)
+    else:
+        predictions = predict_dataset(predictor, loader, device)
     np.savez_compressed(work / PREDICTIONS, names=np.array(dataset.spec.names), **predictions)
 
 
@@ -135,7 +137,8 @@ def _point_arrays(cfg: DictConfig, predictor, loader, device) -> dict[str, np.nd
                                           bu.nms_kernel)
     out = {}
     for prefix, items in (("", predictions), ("gt_", targets)):
-        out[f"{prefix}points"] = np.concatenate([i["points"].reshape(-1, 2) for i in items] or [np.zeros((0, 2))])
+        out[f"{prefix}points"] = np.concatenate([i["points"].reshape(-1, 2) for i in items]
+                                                or [np.zeros((0, 2))])
         out[f"{prefix}labels"] = np.concatenate([i["labels"] for i in items] or [np.zeros(0, int)])
         out[f"{prefix}image"] = np.concatenate([np.full(len(i["labels"]), n) for n, i in enumerate(items)]
                                                or [np.zeros(0, int)])
