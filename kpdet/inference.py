@@ -14,7 +14,8 @@ in training (padding 1.0) and the result has "instance_scores" [N] too. Whole fr
 single): one instance, scored as in evaluation (`kpdet.metrics.instance_score`). Point objects
 (task points): every peak found (max-pool suppression, `data.bottom_up` threshold and top-k),
 keypoints [N, 1, 2], scores [N, 1], instance_scores [N] (the peak score) and "labels" [N]
-(the class: index into the checkpoint's keypoint names, one per category). Multi-instance pose
+(the class: index into the checkpoint's keypoint names, one per category) and "category_ids" [N]
+(COCO ids, for checkpoints that record them). Multi-instance pose
 (task pose): every instance whose centre peak passes data.bottom_up.peak_threshold, keypoints
 [N, K, 2], scores [N, K], instance_scores [N] (the centre score), best first.
 """
@@ -108,6 +109,7 @@ class Predictor:
         self._inner = {}
         self.config: DictConfig | None = None  # set by from_checkpoint
         self.pipeline = "top_down"  # kpdet.build.pipeline_kind of the checkpoint's config
+        self.category_ids = np.zeros(0, np.int64)  # COCO category id per channel group (checkpoint)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike,
@@ -143,6 +145,7 @@ class Predictor:
         predictor = cls(model, build.build_codec_from_cfg(cfg), activation, spec, tuple(cfg.model.input_size),
                         padding, device, flip, batch_size)
         predictor.config, predictor.pipeline = cfg, pipeline
+        predictor.category_ids = np.asarray(state.get("categories") or [], dtype=np.int64)
         return predictor
 
     def inner(self, flip_test: bool):
@@ -234,8 +237,11 @@ class Predictor:
         labels = torch.arange(keep.shape[0])[:, None].expand_as(keep)[keep]
         points = crop_to_image(found["points"][0].cpu()[keep][None].float(), affine[None])[0]
         values = found["scores"][0].cpu()[keep].float()
-        return {"keypoints": points[:, None].numpy(), "scores": values[:, None].numpy(),
-                "instance_scores": values.numpy(), "labels": labels.numpy()}
+        out = {"keypoints": points[:, None].numpy(), "scores": values[:, None].numpy(),
+               "instance_scores": values.numpy(), "labels": labels.numpy()}
+        if len(self.category_ids) == len(self.spec.names):  # checkpoints that record them
+            out["category_ids"] = self.category_ids[out["labels"]]
+        return out
 
     @torch.no_grad()
     def _pose(self, crop: torch.Tensor, affine: torch.Tensor, flip: bool) -> dict[str, np.ndarray]:

@@ -105,7 +105,10 @@ class WholeImageDataset(torch.utils.data.Dataset):
         self.counts = {"invalid": len(bad)}
         self.images = self._collect(data, skip_invalid)
         self._photometric_transform = None
-        log.info("%s: %d images; %s", self.ann_file, len(self.images), self.counts)
+        masked = any(self.counts[k] for k in ("invalid", "crowd_regions", "unlabelled_instances",
+                                              "truncated_instances"))
+        (log.warning if masked else log.info)("%s: %d whole images; masked, dropped and negative: %s",
+                                              self.ann_file, len(self.images), self.counts)
 
     def _check(self, data: dict, skip_invalid: bool) -> set:
         bad: dict = {}

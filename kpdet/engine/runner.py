@@ -227,6 +227,7 @@ def _save_best(cfg, work_dir: Path, c: Components, state: TrainState) -> None:
         if distributed.is_main():
             save_atomic({"model": c.eval_model.state_dict(), "epoch": state.epoch,
                          "metrics": state.last_metrics, "keypoints": spec_to_checkpoint(c.train_set.spec),
+                         "categories": _category_ids(c.train_set),
                          "config": OmegaConf.to_yaml(cfg)}, work_dir / "best.pt")
 
 
@@ -237,8 +238,15 @@ def _checkpoint(cfg, c: Components, state: TrainState) -> dict:
         "scheduler": c.scheduler.state_dict(), "scaler": c.scaler.state_dict(),
         "ema": c.ema.state_dict() if c.ema is not None else None,
         "state": asdict(state), "rng": rng_state(), "config": OmegaConf.to_yaml(cfg),
-        "keypoints": spec_to_checkpoint(c.train_set.spec),
+        "keypoints": spec_to_checkpoint(c.train_set.spec), "categories": _category_ids(c.train_set),
     }
+
+
+def _category_ids(dataset) -> list[int]:
+    """COCO category id of each heatmap channel group: one for pose, one per channel for point objects."""
+    found = [int(category["id"]) for category in getattr(dataset, "categories", [])]
+    single = getattr(dataset, "category_id", None)
+    return found or ([int(single)] if single is not None else [])
 
 
 def _dump_nonfinite(work_dir: Path, c: Components, step: int, batch: dict, loss) -> None:

@@ -58,7 +58,7 @@ def _coco(tmp_path, annotations, images=3, categories=None):
     return tmp_path / "ann.json", tmp_path / "img"
 
 
-def test_single_instance_samples_ignore_regions_and_counts(tmp_path):
+def test_single_instance_samples_ignore_regions_and_counts(tmp_path, caplog):
     ann, img = _coco(tmp_path, [
         {"image_id": 1, "keypoints": [10, 20, 2, 30, 20, 2], "bbox": [5, 15, 30, 10]},
         {"image_id": 1, "keypoints": [0, 0, 0, 0, 0, 0], "bbox": [40, 5, 10, 10]},  # unlabelled: ignored
@@ -66,6 +66,7 @@ def test_single_instance_samples_ignore_regions_and_counts(tmp_path):
     ])  # image 3 has nothing: a negative
     ds = WholeImageDataset(ann, img, (64, 64), train=False, photometric=False)
     assert len(ds) == 3
+    assert "'crowd_regions': 1, 'unlabelled_instances': 1" in caplog.text  # logged, not silent
     assert ds.counts == {"invalid": 0, "crowd_regions": 1, "unlabelled_instances": 1,
                          "truncated_instances": 0, "negative_images": 2}
     # 60 x 40 into 64 x 64: scale 64/60, the image spans 42.67 rows starting at 10.67 - 0.5

@@ -47,6 +47,7 @@ def test_points_learn_on_tiny_data(tiny_points, tmp_path):
     N = len(found["instance_scores"])
     assert found["keypoints"].shape == (N, 1, 2) and found["scores"].shape == (N, 1)
     assert found["labels"].shape == (N,)
+    assert (found["category_ids"] == found["labels"] + 1).all()  # the set's categories are 1, 2, 3
     nearest = np.linalg.norm(truth[:, None] - found["keypoints"][None, :, 0], axis=-1).min(1)
     assert (nearest <= 3).mean() > 0.7, nearest
 
@@ -174,3 +175,13 @@ def test_multi_instance_pose_learns_on_tiny_data(dumbbells, tmp_path):
     N = len(found["instance_scores"])
     assert N >= 1 and found["keypoints"].shape == (N, 2, 2) and found["scores"].shape == (N, 2)
     assert (np.diff(found["instance_scores"]) <= 0).all()
+
+
+def test_infer_results_take_bottom_up_instance_scores_and_categories():
+    from kpdet.engine.infer import coco_results
+
+    keypoints, scores = np.zeros((2, 1, 2)), np.array([[0.9], [0.4]])
+    found = {"instance_scores": np.array([0.9, 0.4]), "category_ids": np.array([3, 1])}
+    entries = coco_results(7, keypoints, scores, 1, found)
+    assert [(e["category_id"], e["score"]) for e in entries] == [(3, 0.9), (1, 0.4)]
+    assert [e["category_id"] for e in coco_results(7, keypoints, scores, 5)] == [5, 5]  # top-down as before
