@@ -185,3 +185,11 @@ def test_infer_results_take_bottom_up_instance_scores_and_categories():
     entries = coco_results(7, keypoints, scores, 1, found)
     assert [(e["category_id"], e["score"]) for e in entries] == [(3, 0.9), (1, 0.4)]
     assert [e["category_id"] for e in coco_results(7, keypoints, scores, 5)] == [5, 5]  # top-down as before
+
+
+def test_diagnose_reads_the_heatmap_part_of_bottom_up_outputs(tiny_points, tmp_path):
+    from kpdet.engine.diagnose import diagnose
+
+    rows = diagnose(points_config(tiny_points, tmp_path, "model.input_size=[64,64]", "train.batch_size=4"), 1)
+    assert len(rows) == 1 and np.isfinite(rows[0]["loss"])
+    assert 0.09 < rows[0]["score_mean"] < 0.11  # the heatmap channels alone, at the 0.1 prior
