@@ -132,7 +132,8 @@ class WholeImageDataset(torch.utils.data.Dataset):
             if ann.get("category_id") not in self.channel or ann.get("image_id") not in per_image:
                 continue
             _, kept, ignore = per_image[ann["image_id"]]
-            labelled = np.any(np.asarray(ann["keypoints"], dtype=np.float64)[2::3] > 0)
+            # crowd annotations are not validated: they may carry no keypoints at all
+            labelled = np.any(np.asarray(ann.get("keypoints") or [], dtype=np.float64)[2::3] > 0)
             if ann.get("iscrowd", 0) or not labelled:
                 key = "crowd_regions" if ann.get("iscrowd", 0) else "unlabelled_instances"
                 self.counts[key] += 1

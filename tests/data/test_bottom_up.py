@@ -62,7 +62,7 @@ def test_single_instance_samples_ignore_regions_and_counts(tmp_path, caplog):
     ann, img = _coco(tmp_path, [
         {"image_id": 1, "keypoints": [10, 20, 2, 30, 20, 2], "bbox": [5, 15, 30, 10]},
         {"image_id": 1, "keypoints": [0, 0, 0, 0, 0, 0], "bbox": [40, 5, 10, 10]},  # unlabelled: ignored
-        {"image_id": 2, "keypoints": [0, 0, 0, 0, 0, 0], "bbox": [0, 0, 20, 20], "iscrowd": 1},  # crowd
+        {"image_id": 2, "bbox": [0, 0, 20, 20], "iscrowd": 1},  # crowd, without keypoints
     ])  # image 3 has nothing: a negative
     ds = WholeImageDataset(ann, img, (64, 64), train=False, photometric=False)
     assert len(ds) == 3
