@@ -14,6 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from kpdet.codecs import CODECS, build_codec
 from kpdet.codecs.offset import OffsetCodec
+from kpdet.config import ConfigError
+from kpdet.errors import UserError
 from kpdet.keypoints import KeypointSpec
 from kpdet.losses import LOSSES, build_loss
 from kpdet.losses.displacement import WithDisplacementLoss
@@ -22,13 +24,17 @@ from kpdet.losses.ordinal import WithAttributeLoss, XYLoss
 from kpdet.models import build_model, head_target_kind, output_stride
 
 
+class DeviceError(UserError, RuntimeError):
+    """device=cuda on a machine without CUDA."""
+
+
 def resolve_device(name: str | torch.device) -> torch.device:
     """"auto" -> cuda when available, else cpu; "cuda" without CUDA raises."""
     name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name} but CUDA is not available (use device=auto or device=cpu)")
+        raise DeviceError(f"device={name} but CUDA is not available (use device=auto or device=cpu)")
     return torch.device(name)
 
 
@@ -37,9 +43,9 @@ def head_kind(cfg: DictConfig) -> str:
     try:
         kind = head_target_kind(cfg.model.head)
     except KeyError as error:
-        raise ValueError(f"model.head={cfg.model.head!r}: {error.args[0]}") from None
+        raise ConfigError(f"model.head={cfg.model.head!r}: {error.args[0]}") from None
     if cfg.model.offset and kind != "heatmap":
-        raise ValueError(f"model.offset=true adds offsets to heatmaps, but model.head={cfg.model.head!r} "
+        raise ConfigError(f"model.offset=true adds offsets to heatmaps, but model.head={cfg.model.head!r} "
                          f"gives {kind} outputs; use model.head=heatmap or model.offset=false")
     return kind
 
@@ -55,7 +61,7 @@ def pipeline_kind(cfg: DictConfig) -> str:
     kind = head_kind(cfg)
     codec_kind = getattr(CODECS.get(cfg.codec.type), "target_kind", "heatmap")
     if kind != "heatmap" or codec_kind != "heatmap":
-        raise ValueError(f"data.mode={cfg.data.mode!r} decodes whole-image heatmaps, but model.head="
+        raise ConfigError(f"data.mode={cfg.data.mode!r} decodes whole-image heatmaps, but model.head="
                          f"{cfg.model.head!r} gives {kind} outputs and codec.type={cfg.codec.type!r} makes "
                          f"{codec_kind} targets; use model.head=heatmap with a heatmap codec, or "
                          "data.mode=top_down")
@@ -77,16 +83,43 @@ def build_loss_from_cfg(cfg: DictConfig):
     kind, wanted = getattr(loss, "target_kind", "heatmap"), head_kind(cfg)
     if kind != wanted:
         fitting = [n for n in LOSSES.names() if getattr(LOSSES.get(n), "target_kind", "heatmap") == wanted]
-        raise ValueError(f"loss.type={cfg.loss.type!r} takes {kind} targets, but "
+        raise ConfigError(f"loss.type={cfg.loss.type!r} takes {kind} targets, but "
                          f"model.head={cfg.model.head!r} trains with {wanted} targets; use one of: "
                          f"{', '.join(fitting)}")
+    if getattr(loss, "learner", None) is not None:
+        raise ValueError("loss.ground_distance='learned' learns from the features of a classifier: use it "
+                         "for the attribute head (model.attribute.ground_distance=learned)")
     loss = XYLoss(loss) if kind == "ordinal" else loss
     if cfg.model.offset:  # + L1 on the offset head (kpdet.codecs.offset)
         loss = WithOffsetLoss(loss, cfg.model.offset_weight)
     if cfg.data.mode == "bottom_up" and cfg.data.bottom_up.task == "pose":  # + centre-to-keypoint L1
         loss = WithDisplacementLoss(loss, cfg.data.bottom_up.displacement_weight)
     attribute = cfg.model.attribute
-    return loss if attribute is None else WithAttributeLoss(loss, attribute.weight)
+    if attribute is None:
+        return loss
+    return WithAttributeLoss(loss, attribute.weight, build_attribute_loss(attribute))
+
+
+def build_attribute_loss(attribute: DictConfig):
+    """model.attribute's loss over its classes: `loss` (squared_emd | bin_ce) with, for squared_emd,
+    `ground_distance` (ordinal | matrix | learned) and its parameters."""
+    name = LOSSES.canonical(attribute.loss) if attribute.loss in LOSSES else attribute.loss
+    if name not in ("squared_emd", "bin_ce"):
+        raise ValueError(f"model.attribute.loss={attribute.loss!r} is not one of squared_emd, bin_ce")
+    if name == "bin_ce":
+        return build_loss("bin_ce")
+    a = OmegaConf.to_container(attribute, resolve=True)
+    params = {"ground_distance": a["ground_distance"], "classes": a["classes"]}
+    if a["ground_distance"] != "ordinal":
+        params.update(exponent=a["exponent"], bias=a["bias"])
+    if a["ground_distance"] == "matrix":
+        params["matrix"] = a["matrix"]
+    if a["ground_distance"] == "learned":
+        params.update(warmup_epochs=a["warmup_epochs"], balance=a["balance"])
+    try:
+        return build_loss({"type": "squared_emd", **params})
+    except (ValueError, FileNotFoundError) as error:
+        raise type(error)(f"model.attribute: {error}") from None
 
 
 def build_codec_from_cfg(cfg: DictConfig):
@@ -96,7 +129,7 @@ def build_codec_from_cfg(cfg: DictConfig):
     kind, wanted = getattr(CODECS.get(spec["type"]), "target_kind", "heatmap"), head_kind(cfg)
     if kind != wanted:
         fitting = [n for n in CODECS.names() if getattr(CODECS.get(n), "target_kind", "heatmap") == wanted]
-        raise ValueError(f"codec.type={spec['type']!r} makes {kind} targets, but "
+        raise ConfigError(f"codec.type={spec['type']!r} makes {kind} targets, but "
                          f"model.head={cfg.model.head!r} trains with {wanted} targets; use one of: "
                          f"{', '.join(fitting)}")
     if kind == "ordinal":
@@ -142,12 +175,45 @@ def build_model_from_cfg(cfg: DictConfig, num_keypoints: int, activation: str, p
                        **head_params)
 
 
+class CheckpointError(UserError, ValueError):
+    """A checkpoint that cannot be read (truncated, corrupt, not a torch file) or does not fit the model."""
+
+
+class CheckpointNotFoundError(UserError, FileNotFoundError):
+    """A checkpoint path that does not exist."""
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load on the CPU with `weights_only=True` (tensors, numbers, strings, containers only)."""
+    """Load on the CPU with `weights_only=True` (tensors, numbers, strings, containers only).
+    A missing file raises CheckpointNotFoundError, an unreadable one CheckpointError; both name it."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise FileNotFoundError(f"checkpoint {path} does not exist") from None
+        raise CheckpointNotFoundError(f"checkpoint {path} does not exist") from None
+    except Exception as error:  # torch.load: RuntimeError (zip), EOFError, UnpicklingError, KeyError ...
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt?): "
+                              f"{type(error).__name__}: {reason[:160]}") from error
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"checkpoint {path} is not a kpdet checkpoint (a {type(checkpoint).__name__}, "
+                              f"not a dict)")
+    return checkpoint
+
+
+def load_weights(model: torch.nn.Module, weights: dict, checkpoint_path,
+                 config_name: str = "the config") -> None:
+    """load_state_dict, but a checkpoint of another head, keypoint count or backbone says so
+    (CheckpointError naming the file and the first differing weights)."""
+    own = model.state_dict()
+    problems = [f"{k}: {list(v.shape)} in the checkpoint, {list(own[k].shape)} for the config"
+                for k, v in weights.items() if k in own and own[k].shape != v.shape]
+    problems += [f"{k}: only in the checkpoint" for k in weights if k not in own]
+    problems += [f"{k}: only in the config's model" for k in own if k not in weights]
+    if problems:
+        raise CheckpointError(f"checkpoint {checkpoint_path} does not fit the model of {config_name} "
+                              f"(another head, keypoint count or backbone?): " + "; ".join(problems[:4])
+                              + (f"; and {len(problems) - 4} more" if len(problems) > 4 else ""))
+    model.load_state_dict(weights)
 
 
 def eval_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from kpdet.errors import UserError
+from kpdet.errors import UserError, did_you_mean
 
 
 @dataclass
@@ -77,7 +77,15 @@ class DataConfig:
 class AttributeConfig:
     field: str = "occlusion_bin"  # annotation key holding each instance's class, an int in [0, classes)
     classes: int = 4  # ordered classes 0..classes-1
-    weight: float = 1.0  # loss = keypoint loss + weight * squared_emd(attribute logits, class)
+    weight: float = 1.0  # loss = keypoint loss + weight * attribute loss(attribute logits, class)
+    loss: str = "squared_emd"  # squared_emd | bin_ce (cross entropy: blind to the class order)
+    ground_distance: str = "ordinal"  # squared_emd's: ordinal (|i - j|) | matrix | learned (docs/losses.md)
+    matrix: Any = None  # ground_distance=matrix: C x C list of lists, or a .npy/.json file path
+    exponent: float = 1.0  # matrix | learned: cost D[i, t]^exponent + bias (Hou et al.)
+    bias: float = 0.0  # matrix | learned: added to every class's cost (the reproduction: 0.5)
+    warmup_epochs: int = 4  # learned: cross entropy alone for these epochs, then CE + EMD
+    balance: float = 3.5  # learned: EMD weight = mean CE / mean EMD / balance at the end of the warm-up
+    class_permutation: list[int] | None = None  # hide the order: class c of `field` becomes permutation[c]
 
 
 @dataclass
@@ -204,9 +212,22 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
                 cfg[key] = dotlist[key]
     except OmegaConfBaseException as error:
         message = str(error.msg).splitlines()[0]
+        if isinstance(error, ConfigKeyError) and "Did you mean" not in message:
+            message += did_you_mean(error.full_key, schema_keys())
         raise ConfigError(f"config error in {source}: key {error.full_key!r}: {message}") from None
     _check(cfg)
     return cfg
+
+
+def schema_keys() -> list[str]:
+    """Every dotted key of the schema ('train.epochs', 'data.train.ann_file', ...)."""
+    def walk(node, prefix):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                yield from walk(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}"
+    return list(walk(OmegaConf.to_container(OmegaConf.structured(Config)), ""))
 
 
 _CHOICES = {
@@ -231,8 +252,8 @@ def _check(cfg: DictConfig) -> None:
         if "type" not in cfg[key]:
             raise ConfigError(f"{key} needs a 'type' key (for example {key}.type=...)")
     attribute = cfg.model.attribute
-    if attribute is not None and attribute.classes < 2:
-        raise ConfigError(f"model.attribute.classes must be >= 2, got {attribute.classes}")
+    if attribute is not None:
+        _check_attribute(attribute)
     for key in ("train.val_interval", "train.checkpoint_interval"):
         if OmegaConf.select(cfg, key) < 1:
             raise ConfigError(f"{key} must be >= 1 (epochs), got {OmegaConf.select(cfg, key)}")
@@ -241,6 +262,24 @@ def _check(cfg: DictConfig) -> None:
     if any(side % 32 for side in cfg.model.input_size):
         raise ConfigError(f"model.input_size sides must be multiples of 32 (the backbone stride), "
                           f"got {list(cfg.model.input_size)}")
+
+
+def _check_attribute(attribute: DictConfig) -> None:
+    if attribute.classes < 2:
+        raise ConfigError(f"model.attribute.classes must be >= 2, got {attribute.classes}")
+    if attribute.ground_distance not in ("ordinal", "matrix", "learned"):
+        raise ConfigError(f"model.attribute.ground_distance={attribute.ground_distance!r} is not one of "
+                          "ordinal, matrix, learned")
+    if attribute.ground_distance != "ordinal" and attribute.loss not in ("squared_emd", "emd2"):
+        raise ConfigError(f"model.attribute.ground_distance={attribute.ground_distance!r} is squared_emd's, "
+                          f"but model.attribute.loss={attribute.loss!r}")
+    if (attribute.matrix is not None) != (attribute.ground_distance == "matrix"):
+        raise ConfigError("model.attribute.matrix is set exactly when model.attribute.ground_distance=matrix "
+                          f"(got ground_distance={attribute.ground_distance!r}, matrix={attribute.matrix!r})")
+    permutation = attribute.class_permutation
+    if permutation is not None and sorted(permutation) != list(range(attribute.classes)):
+        raise ConfigError(f"model.attribute.class_permutation={list(permutation)} is not a permutation of "
+                          f"0..{attribute.classes - 1} (model.attribute.classes={attribute.classes})")
 
 
 def save_config(cfg: DictConfig, path: str | Path) -> None:

@@ -75,22 +75,8 @@ def as_rgb(image: ImageLike, bgr: bool = False, where: str = "image", index: int
 
 def config_from_checkpoint(checkpoint: dict, path="checkpoint") -> DictConfig:
     if "config" not in checkpoint:
-        raise ValueError(f"{path} holds no config; pass config=... to Predictor.from_checkpoint")
+        raise build.CheckpointError(f"{path} holds no config; pass config=... to Predictor.from_checkpoint")
     return load_config(io.StringIO(checkpoint["config"]))
-
-
-def load_weights(model: torch.nn.Module, weights: dict, checkpoint_path, config_name) -> None:
-    """load_state_dict, but a checkpoint of another head or keypoint count than the config says so."""
-    own = model.state_dict()
-    problems = [f"{k}: {list(v.shape)} in the checkpoint, {list(own[k].shape)} for the config"
-                for k, v in weights.items() if k in own and own[k].shape != v.shape]
-    problems += [f"{k}: only in the checkpoint" for k in weights if k not in own]
-    problems += [f"{k}: only in the config's model" for k in own if k not in weights]
-    if problems:
-        raise ValueError(f"checkpoint {checkpoint_path} does not fit the model of {config_name} (another "
-                         f"head, keypoint count or backbone?): " + "; ".join(problems[:4])
-                         + (f"; and {len(problems) - 4} more" if len(problems) > 4 else ""))
-    model.load_state_dict(weights)
 
 
 class Predictor:
@@ -122,7 +108,8 @@ class Predictor:
         with PyTorch."""
         state = build.load_checkpoint(checkpoint)
         if "keypoints" not in state or "model" not in state:
-            raise ValueError(f"{checkpoint} is not a kpdet checkpoint: it lacks 'model' or 'keypoints'")
+            raise build.CheckpointError(f"{checkpoint} is not a kpdet checkpoint: it lacks 'model' or "
+                                        "'keypoints'")
         if config is None:
             cfg, config_name = config_from_checkpoint(state, checkpoint), f"the config in {checkpoint}"
         else:
@@ -131,7 +118,7 @@ class Predictor:
         spec = build.spec_from_checkpoint(state)
         activation = build.build_loss_from_cfg(cfg).activation
         model = build.build_model_from_cfg(cfg, spec.num_keypoints, activation, pretrained=False)
-        load_weights(model, build.eval_weights(state), checkpoint, config_name)
+        build.load_weights(model, build.eval_weights(state), checkpoint, config_name)
         device = build.resolve_device(device)
         if onnx is not None:
             from kpdet.export import OnnxModel

@@ -4,6 +4,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from kpdet.errors import UserError, did_you_mean
+
+
+class UnknownNameError(UserError, KeyError):
+    """An unknown registry name; the message lists the known names and the closest one."""
+
+
+class UnknownParameterError(UserError, TypeError):
+    """A parameter a loss or codec does not take (say `loss.alpah=3`)."""
+
+    @classmethod
+    def of(cls, what: str, unknown: str, known: Iterable[str]) -> UnknownParameterError:
+        known = list(known)
+        return cls(f"{what} has no parameter {unknown!r}{did_you_mean(unknown, known)}; its parameters: "
+                   f"{', '.join(known) or 'none'}")
+
 
 class Registry:
     """A named table of constructors (losses, codecs, models, ...).
@@ -35,8 +51,9 @@ class Registry:
         """The registered name for `name` or one of its aliases."""
         name = self._aliases.get(name, name)
         if name not in self._entries:
-            known = ", ".join(self.names(with_aliases=True))
-            raise KeyError(f"unknown {self.kind} {name!r}; known: {known}")
+            known = self.names(with_aliases=True)
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {', '.join(known)}"
+                                   f"{did_you_mean(name, known)}")
         return name
 
     def get(self, name: str) -> Callable[..., Any]:
@@ -54,7 +71,7 @@ class Registry:
             spec = {"type": spec}
         params = dict(spec)
         if "type" not in params:
-            raise KeyError(f"{self.kind} spec needs a 'type' key, got {dict(spec)}")
+            raise UnknownNameError(f"{self.kind} spec needs a 'type' key, got {dict(spec)}")
         name = params.pop("type")
         return self.get(name)(**{**extra, **params})
 

@@ -6,6 +6,8 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
+from kpdet.registry import UnknownNameError, UnknownParameterError
+
 from . import msra, ordinal_xy, udp  # noqa: F401  (registers the codecs)
 from .base import HeatmapCodec
 from .flip import flip_heatmaps
@@ -44,11 +46,10 @@ def build_codec(spec: str | Mapping[str, Any], **extra: Any) -> HeatmapCodec:
     """
     params = {"type": spec} if isinstance(spec, str) else dict(spec)
     if "type" not in params:
-        raise KeyError(f"codec spec needs a 'type' key; known codecs: {', '.join(list_codecs())}")
+        raise UnknownNameError(f"codec spec needs a 'type' key; known codecs: {', '.join(list_codecs())}")
     cls = CODECS.get(params.pop("type"))
     known = codec_params(cls)
     unknown = [k for k in {**extra, **params} if k not in known]
     if unknown:
-        raise TypeError(f"codec {cls.__name__} has no parameter {', '.join(map(repr, unknown))}; "
-                        f"known: {', '.join(known)}")
+        raise UnknownParameterError.of(f"codec {cls.__name__}", unknown[0], known)
     return cls(**{**extra, **params})

@@ -36,7 +36,9 @@ class TopDownDataset(torch.utils.data.Dataset):
     `attribute` = (field, classes): each kept annotation must hold `field`, an integer class in
     [0, classes) (a per-instance ordinal attribute, model.attribute); a missing or bad one is an
     invalid annotation like any other (error naming file, annotation and field, or skipped with
-    skip_invalid).
+    skip_invalid). `attribute_permutation` (a permutation of 0..classes-1, or None) relabels the
+    classes: an annotation of class c yields `permutation[c]` (a class order hidden from the
+    model, model.attribute.class_permutation); evaluation maps predictions back with it.
 
     Each item is a dict of tensors (see `__getitem__`). `crop_to_image` is exact for
     augmented samples too; for a flipped sample, crop keypoint k is annotation
@@ -48,7 +50,7 @@ class TopDownDataset(torch.utils.data.Dataset):
         flip_prob: float = 0.5, scale_factor: float = 0.25, rotation: float = 30.0,
         rotation_prob: float = 0.6, shift_factor: float = 0.0, photometric: bool = True,
         category_id: int | None = None, flip_pairs=None, sigmas=None, skip_invalid: bool = False,
-        attribute: tuple[str, int] | None = None,
+        attribute: tuple[str, int] | None = None, attribute_permutation=None,
     ):
         self.ann_file, self.img_dir = str(ann_file), Path(img_dir)
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -57,6 +59,7 @@ class TopDownDataset(torch.utils.data.Dataset):
                         rotation_prob=rotation_prob, shift_factor=shift_factor)
         self.photometric = photometric
         self.attribute = (str(attribute[0]), int(attribute[1])) if attribute is not None else None
+        self.attribute_permutation = _permutation(attribute_permutation, self.attribute)
         data = coco_io.read_json(ann_file)
         category = coco_io.select_category(data, category_id, self.ann_file)
         self.category_id = category["id"]
@@ -162,7 +165,10 @@ class TopDownDataset(torch.utils.data.Dataset):
             "area": torch.tensor(float(ann.get("area") or box[2] * box[3]), dtype=torch.float32),
         }
         if self.attribute is not None:
-            sample["attribute"] = torch.tensor(ann[self.attribute[0]], dtype=torch.int64)
+            value = int(ann[self.attribute[0]])
+            if self.attribute_permutation is not None:
+                value = self.attribute_permutation[value]
+            sample["attribute"] = torch.tensor(value, dtype=torch.int64)
         return sample
 
     def _photometric(self, crop: np.ndarray, seed: int) -> np.ndarray:
@@ -170,6 +176,17 @@ class TopDownDataset(torch.utils.data.Dataset):
             self._photometric_transform = T.build_photometric()
         self._photometric_transform.set_random_seed(seed)
         return self._photometric_transform(image=crop)["image"]
+
+
+def _permutation(permutation, attribute) -> tuple[int, ...] | None:
+    if permutation is None:
+        return None
+    permutation = tuple(int(c) for c in permutation)
+    if attribute is None or sorted(permutation) != list(range(attribute[1])):
+        classes = attribute[1] if attribute is not None else "no attribute"
+        raise ValueError(f"attribute_permutation {list(permutation)} is not a permutation of the classes "
+                         f"({classes})")
+    return permutation
 
 
 def instance_box(ann: dict, keypoints: np.ndarray) -> list[float]:
@@ -189,9 +206,10 @@ def instance_box(ann: dict, keypoints: np.ndarray) -> list[float]:
 
 
 def build_dataset(split_cfg, data_cfg, input_size, train: bool,
-                  attribute: tuple[str, int] | None = None) -> TopDownDataset:
+                  attribute: tuple[str, int] | None = None, attribute_permutation=None) -> TopDownDataset:
     """TopDownDataset of one config split (`data.<split>`) with the `data` section's settings;
-    `attribute`: (annotation field, classes) of a per-instance class to read, or None."""
+    `attribute`: (annotation field, classes) of a per-instance class to read, or None;
+    `attribute_permutation`: its classes relabelled (class c -> permutation[c]), or None."""
     aug = data_cfg.aug
     flip_pairs = [list(pair) for pair in data_cfg.flip_pairs] if data_cfg.flip_pairs else None
     sigmas = list(data_cfg.oks_sigmas) if data_cfg.oks_sigmas else None
@@ -201,4 +219,5 @@ def build_dataset(split_cfg, data_cfg, input_size, train: bool,
         rotation=aug.rotation, rotation_prob=aug.rotation_prob, shift_factor=aug.shift_factor,
         photometric=aug.photometric, category_id=data_cfg.category_id, flip_pairs=flip_pairs,
         sigmas=sigmas, skip_invalid=data_cfg.skip_invalid, attribute=attribute,
+        attribute_permutation=attribute_permutation,
     )

@@ -2,6 +2,7 @@
 model) the only places that read the config tree. Constructors take plain arguments."""
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from kpdet.build import (  # noqa: F401  (re-exported: config -> codec/loss/mode
     pipeline_kind,
     resolve_device,
 )
+from kpdet.config import ConfigError
 from kpdet.data import build_dataset
 from kpdet.data.coco import DatasetError
 from kpdet.data.targets import WithHeatmapTargets
@@ -43,17 +45,25 @@ def build_split(cfg: DictConfig, split: str, train: bool, codec=None):
     if split == "test" and not split_cfg.ann_file:
         split_cfg = cfg.data.val
     if not split_cfg.ann_file:
-        raise ValueError(f"data.{split}.ann_file is not set")
+        raise ConfigError(f"data.{split}.ann_file is not set (give data.{split}.ann_file=PATH)")
     _check_exists(split_cfg.ann_file, f"data.{split}.ann_file")
     kind = pipeline_kind(cfg)
     if kind != "top_down":  # whole images (kpdet/data/bottom_up.py); point and pose maps: in the step
         from kpdet.data.bottom_up import build_whole_image_dataset
 
-        dataset = build_whole_image_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train)
+        try:
+            dataset = build_whole_image_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train)
+        except DatasetError as error:
+            raise DatasetError(f"data.{split}: {error}") from error
         return dataset if codec is None or kind in ("points", "pose") else WithHeatmapTargets(dataset, codec)
-    attribute = cfg.model.attribute
-    attribute = (attribute.field, attribute.classes) if attribute is not None else None
-    dataset = build_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train, attribute)
+    attribute, permutation = cfg.model.attribute, None
+    if attribute is not None:
+        attribute, permutation = (attribute.field, attribute.classes), attribute.class_permutation
+    try:
+        dataset = build_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train, attribute,
+                                list(permutation) if permutation is not None else None)
+    except DatasetError as error:
+        raise DatasetError(f"data.{split}: {error}") from error
     return dataset if codec is None else WithHeatmapTargets(dataset, codec)
 
 
@@ -75,18 +85,53 @@ def device_targets(cfg: DictConfig, device: torch.device) -> bool:
     return device.type == "cuda" if flag is None else bool(flag)
 
 
+class EpochSampler(DistributedSampler):
+    """DistributedSampler whose next pass may start part-way, for a mid-epoch resume: `skip(n)`
+    leaves out the first n indices of this rank's next epoch order (len() stays a whole epoch's)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._skip = 0
+
+    def skip(self, count: int) -> None:
+        self._skip = count
+
+    def __iter__(self):
+        skip, self._skip = self._skip, 0
+        return itertools.islice(super().__iter__(), skip, None)
+
+
 def build_loader(dataset, batch_size: int, num_workers: int, train: bool, seed: int,
                  world_size: int = 1, rank: int = 0, persistent_workers: bool = False) -> DataLoader:
     """Shuffled by a DistributedSampler (also for one process) so that each epoch's order
     depends only on (seed, epoch): call `loader.sampler.set_epoch(epoch)`. Evaluation shards
-    are padded to equal size by the sampler; the evaluator drops repeated annotation ids."""
-    sampler = DistributedSampler(dataset, world_size, rank, shuffle=train, seed=seed, drop_last=train)
+    are padded to equal size by the sampler; the evaluator drops repeated annotation ids.
+    Training drops the last partial batch unless it is the only one (see `check_split_sizes`)."""
+    sampler = EpochSampler(dataset, world_size, rank, shuffle=train, seed=seed, drop_last=train)
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-        drop_last=train, pin_memory=torch.cuda.is_available(), worker_init_fn=seed_worker,
-        generator=torch.Generator().manual_seed(seed),
+        drop_last=train and len(sampler) >= batch_size, pin_memory=torch.cuda.is_available(),
+        worker_init_fn=seed_worker, generator=torch.Generator().manual_seed(seed),
         persistent_workers=persistent_workers and num_workers > 0,
     )
+
+
+def check_split_sizes(cfg: DictConfig, train_set, val_set, world_size: int = 1, verbose: bool = True) -> None:
+    """No silent no-op runs: an empty split after filtering, or fewer training samples than
+    processes, stops with the sizes; a training set smaller than one batch trains on the partial
+    batch (one step per epoch) and says so."""
+    for split, dataset in (("train", train_set), ("val", val_set)):
+        if len(dataset) == 0:
+            raise DatasetError(f"data.{split} ({cfg.data[split].ann_file}) has no samples after filtering "
+                               f"(instances of the category with a labelled keypoint, not crowd)")
+    per_rank, batch = len(train_set) // world_size, cfg.train.batch_size
+    if per_rank == 0:
+        raise DatasetError(f"data.train has {len(train_set)} samples for {world_size} processes: "
+                           f"at least one each is needed")
+    if per_rank < batch and verbose:
+        print(f"note: data.train has {per_rank} samples{' per process' if world_size > 1 else ''}, fewer "
+              f"than train.batch_size={batch}: keeping the partial batch (one step of {per_rank} per epoch) "
+              f"instead of dropping it and training nothing", flush=True)
 
 
 def seed_worker(worker_id: int) -> None:

@@ -40,6 +40,16 @@ def gather_objects(obj):
     return gathered
 
 
+def all_max(value: int) -> int:
+    """The largest `value` over all ranks (just `value` in one process); a collective: every rank calls it."""
+    if not dist.is_initialized():
+        return value
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    tensor = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return int(tensor.item())
+
+
 def broadcast_buffers(model: torch.nn.Module) -> None:
     """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
 

@@ -104,11 +104,12 @@ def coco_results(predictions: dict[str, np.ndarray], category_id: int) -> list[d
 
 
 def compute_metrics(predictions: dict[str, np.ndarray], coco, category_id: int, spec,
-                    nme_norm: str = "none", nme_pair=None) -> dict[str, float]:
+                    nme_norm: str = "none", nme_pair=None, attribute_permutation=None) -> dict[str, float]:
     """COCO OKS AP/AR (pycocotools); PCK@0.05/0.1/0.2 (norm: longer box side), EPE and RMSE
     (image px); per keypoint "PCK@0.1/<name>" and "EPE/<name>"; NME/AUC/FR when nme_norm is set;
     presence_AUROC and ECE (confidence quality, kpdet.metrics.confidence); attribute_MAE and
-    attribute_accuracy (argmax class, kpdet.metrics.attribute) when predictions hold an attribute."""
+    attribute_accuracy (argmax class, kpdet.metrics.attribute) when predictions hold an attribute,
+    in the true class order when the classes were relabelled by `attribute_permutation`."""
     keypoints, gt, bbox = predictions["keypoints"], predictions["gt"], predictions["bbox"]
     visible, pck_norm = gt[..., 2] > 0, bbox_longer_side(bbox)
     metrics = dict(coco_keypoint_eval(coco, coco_results(predictions, category_id), spec.sigmas))
@@ -118,7 +119,8 @@ def compute_metrics(predictions: dict[str, np.ndarray], coco, category_id: int, 
         norm = _nme_norm(nme_norm, nme_pair, gt, bbox, spec.num_keypoints)
         metrics.update(landmark_metrics(keypoints, gt[..., :2], visible, norm))
     if "attribute" in predictions:
-        metrics.update(attribute_metrics(predictions["attribute_probs"], predictions["attribute"]))
+        metrics.update(attribute_metrics(predictions["attribute_probs"], predictions["attribute"],
+                                         attribute_permutation))
     for row in per_keypoint_table(keypoints, gt[..., :2], visible, pck_norm, spec.names, total=False):
         metrics[f"PCK@0.1/{row['name']}"], metrics[f"EPE/{row['name']}"] = row["PCK@0.1"], row["EPE"]
     return {k: float(v) for k, v in metrics.items()}
@@ -149,4 +151,5 @@ def keypoint_table(metrics: dict[str, float]) -> str:
 def evaluate(predictor: HeatmapPredictor, loader, dataset, device: torch.device,
              nme_norm: str = "none", nme_pair=None) -> dict[str, float]:
     predictions = predict_dataset(predictor, loader, device)
-    return compute_metrics(predictions, dataset.coco, dataset.category_id, dataset.spec, nme_norm, nme_pair)
+    return compute_metrics(predictions, dataset.coco, dataset.category_id, dataset.spec, nme_norm, nme_pair,
+                           getattr(dataset, "attribute_permutation", None))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -10,10 +11,18 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from kpdet.build import pose_decoding, spec_to_checkpoint
+from kpdet.build import load_weights, pose_decoding, spec_to_checkpoint
 from kpdet.config import save_config
-from kpdet.engine import builders, distributed
-from kpdet.engine.checkpoint import eval_weights, load_checkpoint, rng_state, save_atomic, set_rng_state
+from kpdet.engine import builders, distributed, preempt
+from kpdet.engine.checkpoint import (
+    CheckpointError,
+    eval_weights,
+    find_resumable,
+    load_checkpoint,
+    rng_state,
+    save_atomic,
+    set_rng_state,
+)
 from kpdet.engine.evaluate import evaluate, summary_table
 from kpdet.engine.logger import TensorBoardLogger
 from kpdet.engine.panels import log_panels
@@ -21,13 +30,17 @@ from kpdet.engine.points_eval import evaluate_points
 from kpdet.engine.pose_eval import evaluate_pose
 from kpdet.engine.pretrain import resolve_pretrained
 from kpdet.engine.train import StepOptions, train_one_epoch
+from kpdet.metrics import ground_distance_spearman
 from kpdet.predict import PosePredictor, make_predictor
+from kpdet.vis.matrix import matrix_picture
 
 
 @dataclass
 class TrainState:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken
+    batch: int = 0  # batches of epoch `epoch` already trained (a mid-epoch checkpoint after a signal)
+    partial: dict | None = None  # train_one_epoch's running stats of those batches
     best: float = float("-inf")  # best value of eval.best_metric
     skipped_nonfinite: int = 0  # steps skipped with train.skip_nonfinite
     last_metrics: dict | None = None
@@ -76,6 +89,7 @@ def build_components(cfg: DictConfig) -> Components:
     on_device = builders.device_targets(cfg, device)
     train_set = builders.build_split(cfg, "train", train=True, codec=None if on_device else codec)
     val_set = builders.build_split(cfg, "val", train=False)
+    builders.check_split_sizes(cfg, train_set, val_set, world, verbose=distributed.is_main())  # every rank
     model = builders.build_model_from_cfg(cfg, train_set.spec.num_keypoints, loss_fn.activation)
     model, ema = builders.prepare_model(cfg, model, device, world)
     workers, seed = cfg.data.num_workers, cfg.seed
@@ -96,15 +110,19 @@ def step_options(cfg: DictConfig) -> StepOptions:
                        t.max_iters_per_epoch, t.log_interval)
 
 
-def fit(cfg: DictConfig) -> dict[str, float]:
-    """Train per `cfg`; writes config.yaml, last.pt, best.pt, metrics.json and TensorBoard files."""
+def fit(cfg: DictConfig, stop_signals=preempt.STOP_SIGNALS) -> dict[str, float]:
+    """Train per `cfg`; writes config.yaml, last.pt, best.pt, metrics.json and TensorBoard files.
+
+    On one of `stop_signals` (preempt.py) the current optimizer step finishes, last.pt is written
+    at that step (mid-epoch position and RNG included) and preempt.Interrupted is raised (exit status
+    75); resume=auto continues exactly there."""
     cfg = resolve_pretrained(cfg)  # model.pretrained=synthetic[:N] -> the cached trunk (built if missing)
     work_dir = Path(cfg.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
     c = build_components(cfg)
     main = distributed.is_main()
-    state = _resume(cfg, work_dir, c)
+    state, rng = _resume(cfg, work_dir, c)
     if main:
         save_config(cfg, work_dir / "config.yaml")
         if state.step == 0:
@@ -115,26 +133,62 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     flip_index = c.val_set.spec.flip_index if cfg.eval.flip_test else None
     predictor = make_predictor(c.eval_model, c.codec, c.loss_fn.activation, flip_index)
     validate = _Validations(lambda step, index: _validate(cfg, predictor, c, logger, step, index))
-    dump = lambda step, batch, loss: _dump_nonfinite(work_dir, c, step, batch, loss)
-    for epoch in range(state.epoch, cfg.train.epochs):
-        _seed_epoch(cfg.seed, epoch, c.train_loader)
-        state.step, stats = train_one_epoch(
-            c.model, c.loss_fn, c.codec, c.train_loader, c.optimizer, c.scheduler, c.scaler, c.device,
-            epoch, state.step, step_options(cfg), c.ema, logger.scalars, dump, progress=main,
-            after_step=_every_steps(cfg, c, validate))
-        state.epoch, state.skipped_nonfinite = epoch + 1, state.skipped_nonfinite + stats["skipped_nonfinite"]
-        logger.scalars(state.step, {"loss/epoch": stats["loss"], "train/skipped_nonfinite":
-                                    state.skipped_nonfinite})
-        if _due(state.epoch, cfg.train.val_interval, cfg.train.epochs):
-            state.last_metrics = validate(state.step)
-            _save_best(cfg, work_dir, c, state)
-        if main and _due(state.epoch, cfg.train.checkpoint_interval, cfg.train.epochs):
-            save_atomic(_checkpoint(cfg, c, state), work_dir / "last.pt")
-    metrics = state.last_metrics or validate(state.step)
-    logger.close()
+    try:
+        with preempt.StopRequest(stop_signals) as stop:
+            for epoch in range(state.epoch, cfg.train.epochs):
+                _train_epoch(cfg, c, state, epoch, rng, logger, validate, stop)
+        metrics = state.last_metrics or validate(state.step)
+    finally:
+        logger.close()
     if main:
         (work_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _train_epoch(cfg, c: Components, state: TrainState, epoch: int, rng, logger, validate, stop) -> None:
+    """One epoch (or its rest, after a mid-epoch resume), then validation and last.pt when due;
+    raises preempt.Interrupted after writing last.pt when `stop` was signalled."""
+    main, work_dir = distributed.is_main(), Path(cfg.work_dir)
+    _seed_epoch(cfg.seed, epoch, c.train_loader, skip=state.batch * cfg.train.batch_size)
+    if state.batch:  # mid-epoch resume: the RNG as it was after the interrupted step
+        set_rng_state(rng)
+    dump = lambda step, batch, loss: _dump_nonfinite(work_dir, c, step, batch, loss)
+    state.step, stats = train_one_epoch(
+        c.model, c.loss_fn, c.codec, c.train_loader, c.optimizer, c.scheduler, c.scaler, c.device,
+        epoch, state.step, step_options(cfg), c.ema, logger.scalars, dump, progress=main,
+        after_step=_every_steps(cfg, c, validate), start=state.batch, stats=state.partial,
+        stop=stop.requested)
+    if stats["stopped_at"] is not None:
+        state.batch = stats["stopped_at"]
+        state.partial = {k: stats[k] for k in ("loss_sum", "batches", "skipped_nonfinite")}
+        _stop(cfg, c, state, stop.signum)
+    _learn_ground_distance(c, logger, state.step)
+    state.epoch, state.batch, state.partial = epoch + 1, 0, None
+    state.skipped_nonfinite += stats["skipped_nonfinite"]
+    logger.scalars(state.step, {"loss/epoch": stats["loss"],
+                                "train/skipped_nonfinite": state.skipped_nonfinite})
+    if _due(state.epoch, cfg.train.val_interval, cfg.train.epochs):
+        state.last_metrics = validate(state.step)
+        _save_best(cfg, work_dir, c, state)
+    if main and _due(state.epoch, cfg.train.checkpoint_interval, cfg.train.epochs):
+        save_atomic(_checkpoint(cfg, c, state), work_dir / "last.pt", keep_previous=True)
+    if state.epoch < cfg.train.epochs and stop.requested():  # a signal during validation or saving
+        _stop(cfg, c, state, stop.signum)
+
+
+def _stop(cfg, c: Components, state: TrainState, signum: int) -> None:
+    """Write last.pt at this step (rank 0; the others wait for it) and raise preempt.Interrupted."""
+    path = Path(cfg.work_dir) / "last.pt"
+    if distributed.is_main():
+        save_atomic(_checkpoint(cfg, c, state), path, keep_previous=True)
+    distributed.barrier()
+    where = f"in epoch {state.epoch + 1} after batch {state.batch}" if state.batch else \
+        f"after epoch {state.epoch}"
+    message = (f"interrupted by {preempt.signal_name(signum)} at step {state.step} ({where}); checkpoint "
+               f"{path}; run again with resume=auto to continue (exit status {preempt.RESUMABLE_EXIT})")
+    if distributed.is_main():
+        print(f"kpdet: {message}", file=sys.stderr, flush=True)
+    raise preempt.Interrupted(signum, message)
 
 
 def _due(epoch: int, interval: int, epochs: int) -> bool:
@@ -142,9 +196,11 @@ def _due(epoch: int, interval: int, epochs: int) -> bool:
     return epoch % interval == 0 or epoch == epochs
 
 
-def _seed_epoch(seed: int, epoch: int, loader) -> None:
-    """Each epoch's data order and augmentation depend on (seed, epoch) alone: resumable exactly."""
+def _seed_epoch(seed: int, epoch: int, loader, skip: int = 0) -> None:
+    """Each epoch's data order and augmentation depend on (seed, epoch) alone: resumable exactly.
+    `skip`: samples of this epoch already trained (mid-epoch resume), left out by the sampler."""
     loader.sampler.set_epoch(epoch)
+    loader.sampler.skip(skip)
     loader.generator.manual_seed(seed * 1000 + epoch)
     seed_everything(seed * 1000 + epoch)
 
@@ -177,6 +233,40 @@ def _every_steps(cfg, c: Components, validate):
     return after_step
 
 
+def _learn_ground_distance(c: Components, logger, step: int) -> None:
+    """model.attribute.ground_distance=learned: close the learner's epoch (new matrix, the EMD weight
+    after the warm-up); TensorBoard `ground_distance/weight` and the image `ground_distance/matrix`."""
+    learner = getattr(c.loss_fn, "learner", None)
+    if learner is None:
+        return
+    learner.end_epoch()
+    logger.scalars(step, {"ground_distance/weight": learner.weight})
+    if learner.matrix is not None and distributed.is_main():
+        logger.image("ground_distance/matrix", step, matrix_picture(
+            learner.matrix, _class_labels(c.val_set), f"learned ground distance, epoch {learner.epoch}"))
+
+
+def _class_labels(dataset) -> list[str] | None:
+    """Axis labels of the model's classes: "2 (true 0)" when class_permutation relabelled them."""
+    permutation = getattr(dataset, "attribute_permutation", None)
+    if permutation is None:
+        return None
+    true = {model_class: c for c, model_class in enumerate(permutation)}
+    return [f"{k} (true {true[k]})" for k in range(len(permutation))]
+
+
+def _ground_distance_metrics(c: Components) -> dict[str, float]:
+    """With a learned matrix: `ground_distance_spearman`, its Spearman correlation with |i - j| in
+    the true class order (the annotation field's order, mapped through class_permutation), and
+    `centroid_distance_spearman`, that of the centroid distances it was ranked from."""
+    learner = getattr(c.loss_fn, "learner", None)
+    if learner is None or learner.matrix is None:
+        return {}
+    permutation = getattr(c.val_set, "attribute_permutation", None)
+    return {"ground_distance_spearman": ground_distance_spearman(learner.matrix, permutation),
+            "centroid_distance_spearman": ground_distance_spearman(learner.distances, permutation)}
+
+
 def _trim_history(path: Path, step: int) -> None:
     """On resume, drop validations after the checkpoint's step: the resumed run redoes them."""
     if path.exists():
@@ -187,6 +277,7 @@ def _trim_history(path: Path, step: int) -> None:
 def _validate(cfg, predictor, c: Components, logger, step, index: int = 0) -> dict[str, float]:
     distributed.broadcast_buffers(predictor.model)
     metrics = _evaluate(cfg, predictor, c.val_loader, c.val_set, c.device)
+    metrics.update(_ground_distance_metrics(c))
     logger.scalars(step, metrics, prefix="val/")
     if distributed.is_main():
         _append_history(Path(cfg.work_dir) / "history.jsonl", step, metrics)
@@ -239,6 +330,7 @@ def _checkpoint(cfg, c: Components, state: TrainState) -> dict:
         "ema": c.ema.state_dict() if c.ema is not None else None,
         "state": asdict(state), "rng": rng_state(), "config": OmegaConf.to_yaml(cfg),
         "keypoints": spec_to_checkpoint(c.train_set.spec), "categories": _category_ids(c.train_set),
+        "ground_distance": learner.state_dict() if (learner := getattr(c.loss_fn, "learner", None)) else None,
     }
 
 
@@ -257,24 +349,38 @@ def _dump_nonfinite(work_dir: Path, c: Components, step: int, batch: dict, loss)
     print(f"non-finite value at step {step}: weights and batch saved to {path}", flush=True)
 
 
-def _resume(cfg, work_dir: Path, c: Components) -> TrainState:
-    """resume=auto continues from work_dir/last.pt when it exists; a path resumes from that file."""
+def _resume(cfg, work_dir: Path, c: Components) -> tuple[TrainState, dict | None]:
+    """resume=auto continues from the newest readable of work_dir/last.pt, last.prev.pt (none: a
+    fresh start); a path resumes from that file. -> (state, the checkpoint's RNG state)."""
     if cfg.resume is None:
-        return TrainState()
-    path = work_dir / "last.pt" if cfg.resume == "auto" else Path(cfg.resume)
-    if cfg.resume == "auto" and not path.exists():
-        return TrainState()
-    checkpoint = load_checkpoint(path)
-    distributed.unwrap(c.model).load_state_dict(checkpoint["model"])
+        return TrainState(), None
+    if cfg.resume == "auto":
+        found = find_resumable(work_dir)
+        if found is None:
+            return TrainState(), None
+        checkpoint, path = found
+        if path.name != "last.pt" and distributed.is_main() and (work_dir / "last.pt").exists():
+            (work_dir / "last.pt").replace(work_dir / "last.pt.corrupt")  # a later save must not rotate it
+    else:
+        path = Path(cfg.resume)
+        checkpoint = load_checkpoint(path)
+    if "optimizer" not in checkpoint or "state" not in checkpoint:
+        raise CheckpointError(f"{path} holds weights only (a best.pt?): resume needs a run's last.pt")
+    load_weights(distributed.unwrap(c.model), checkpoint["model"], path, "this run's config")
     c.optimizer.load_state_dict(checkpoint["optimizer"])
     c.scheduler.load_state_dict(checkpoint["scheduler"])
     c.scaler.load_state_dict(checkpoint["scaler"])
     if c.ema is not None and checkpoint.get("ema") is not None:
         c.ema.load_state_dict(checkpoint["ema"])
+    learner = getattr(c.loss_fn, "learner", None)
+    if learner is not None and checkpoint.get("ground_distance") is not None:
+        learner.load_state_dict(checkpoint["ground_distance"])
     set_rng_state(checkpoint["rng"])
+    state = TrainState(**checkpoint["state"])
     if distributed.is_main():
-        print(f"resumed from {path} at epoch {checkpoint['state']['epoch']}", flush=True)
-    return TrainState(**checkpoint["state"])
+        where = f", batch {state.batch} of epoch {state.epoch + 1}" if state.batch else ""
+        print(f"resumed from {path} at epoch {state.epoch}, step {state.step}{where}", flush=True)
+    return state, checkpoint["rng"]
 
 
 def test(cfg: DictConfig, checkpoint_path: str, split: str = "test") -> dict[str, float]:
@@ -284,7 +390,7 @@ def test(cfg: DictConfig, checkpoint_path: str, split: str = "test") -> dict[str
     loss_fn = builders.build_loss_from_cfg(cfg)
     codec = builders.build_codec_from_cfg(cfg)
     model = builders.build_model_from_cfg(cfg, dataset.spec.num_keypoints, loss_fn.activation)
-    model.load_state_dict(eval_weights(load_checkpoint(checkpoint_path)))
+    load_weights(model, eval_weights(load_checkpoint(checkpoint_path)), checkpoint_path, "the config")
     model.to(device)
     loader = builders.build_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, False, cfg.seed)
     flip_index = dataset.spec.flip_index if cfg.eval.flip_test else None

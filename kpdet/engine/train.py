@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -11,6 +11,7 @@ from torch import nn
 
 from kpdet.codecs.instances import encode_point_maps
 from kpdet.codecs.pose import encode_pose_targets
+from kpdet.engine import distributed
 from kpdet.losses.ignore import ignore_pixels
 from kpdet.losses.ordinal import WithAttributeLoss
 
@@ -42,7 +43,8 @@ class NonFiniteError(FloatingPointError):
 def train_one_epoch(model: nn.Module, loss_fn: nn.Module, codec, loader, optimizer, scheduler, scaler,
                     device: torch.device, epoch: int, step: int, options: StepOptions,
                     ema=None, log=None, on_nonfinite=None, progress: bool = True,
-                    after_step=None) -> tuple[int, dict]:
+                    after_step=None, start: int = 0, stats: dict | None = None,
+                    stop=None) -> tuple[int, dict]:
     """Train for one pass over `loader`; returns (optimizer steps so far, epoch stats).
 
     Batches carrying "heatmaps" were encoded by the data workers; otherwise the
@@ -52,44 +54,57 @@ def train_one_epoch(model: nn.Module, loss_fn: nn.Module, codec, loader, optimiz
     `after_step(step)` runs after every optimizer step (e.g. validation every N steps).
     `progress`: a tqdm bar on a terminal; when output goes to a file or a pipe, one plain line
     every `options.log_interval` steps (and at the first and last) instead of the bar's redraws.
+    Mid-epoch resume: `start` batches of this epoch were trained before (the loader's sampler skips
+    them) and `stats` are their running stats. `stop()` is asked after every optimizer step (or
+    skipped one): when True the epoch ends there and stats["stopped_at"] is the batches done.
     """
     from tqdm import tqdm
 
     model.train()
-    stats = {"loss": 0.0, "batches": 0, "skipped_nonfinite": 0}
+    stats = dict(stats or {"loss_sum": 0.0, "batches": 0, "skipped_nonfinite": 0})
+    stats["stopped_at"] = None
     tick, seen = time.perf_counter(), 0
     total = len(loader) if options.max_iters is None else min(len(loader), options.max_iters)
     use_bar = progress and on_terminal()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}", total=total, disable=not use_bar, dynamic_ncols=True,
-               leave=False)
-    for it, batch in enumerate(bar):
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}", total=total, initial=start, disable=not use_bar,
+               dynamic_ncols=True, leave=False)
+    for it, batch in enumerate(bar, start):
         if it >= total:
             break
         loss = _forward_backward(model, loss_fn, codec, batch, scaler, device, options)
         last_of_group = (it + 1) % options.accumulate == 0 or it + 1 == total
         if not last_of_group:
             continue
-        if not _finite_step(model, loss, scaler, optimizer, options):
+        if _finite_step(model, loss, scaler, optimizer, options):
+            _optimizer_step(model, optimizer, scheduler, scaler, options, ema)
+            step, seen = step + 1, seen + len(batch["image"]) * options.accumulate
+            stats["loss_sum"], stats["batches"] = stats["loss_sum"] + loss.item(), stats["batches"] + 1
+            due = step % options.log_interval == 0 or it == start
+            if due or (progress and it + 1 == total):
+                _report(epoch, it, total, step, loss.item(), optimizer, seen / (time.perf_counter() - tick),
+                        bar if use_bar else None, progress, log if due else None)
+            if after_step is not None:
+                after_step(step)
+        else:
             if on_nonfinite is not None and not options.skip_nonfinite:
                 on_nonfinite(step, batch, loss)
             _raise_or_count(loss, step, batch, options, stats, optimizer)
-            continue
-        _optimizer_step(model, optimizer, scheduler, scaler, options, ema)
-        step, seen = step + 1, seen + len(batch["image"]) * options.accumulate
-        stats["loss"], stats["batches"] = stats["loss"] + loss.item(), stats["batches"] + 1
-        due = step % options.log_interval == 0 or it == 0
-        if due or (progress and it + 1 == total):
-            rate, lr = seen / (time.perf_counter() - tick), optimizer.param_groups[0]["lr"]
-            if use_bar:
-                bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.1f}")
-            elif progress:
-                print(progress_line(epoch, it + 1, total, step, loss.item(), lr, rate), flush=True)
-            if log is not None and due:
-                log(step, {"loss/total": loss.item(), "lr": lr, "train/images_per_s": rate})
-        if after_step is not None:
-            after_step(step)
-    stats["loss"] /= max(1, stats["batches"])
+        if stop is not None and stop():
+            stats["stopped_at"] = it + 1
+            break
+    stats["loss"] = stats["loss_sum"] / max(1, stats["batches"])
     return step, stats
+
+
+def _report(epoch, it, total, step, loss, optimizer, rate, bar, progress, log) -> None:
+    """The progress bar's postfix or a plain progress line, and the TensorBoard scalars when `log`."""
+    lr = optimizer.param_groups[0]["lr"]
+    if bar is not None:
+        bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.1f}")
+    elif progress:
+        print(progress_line(epoch, it + 1, total, step, loss, lr, rate), flush=True)
+    if log is not None:
+        log(step, {"loss/total": loss, "lr": lr, "train/images_per_s": rate})
 
 
 def on_terminal() -> bool:
@@ -116,11 +131,29 @@ def _forward_backward(model, loss_fn, codec, batch, scaler, device, options: Ste
             loss = loss_fn(ignore_pixels(model(images), ignore), targets, weights)
         elif isinstance(loss_fn, WithAttributeLoss):  # model.attribute: the per-instance class too
             classes = batch["attribute"].to(device, non_blocking=True)
-            loss = loss_fn(model(images, with_attribute=True), (targets, classes), weights)
+            with observe_features(model, loss_fn.learner, classes):
+                outputs = model(images, with_attribute=True)
+            loss = loss_fn(outputs, (targets, classes), weights)
         else:
             loss = loss_fn(model(images), targets, weights)
     scaler.scale(loss / options.accumulate).backward()
     return loss.detach()
+
+
+@contextmanager
+def observe_features(model: nn.Module, learner, labels: torch.Tensor):
+    """model.attribute.ground_distance=learned: during this forward pass, hand the attribute
+    classifier's input (the pooled features [B, F], read by a pre-hook on its Linear layer) and
+    the batch's classes [B] to the GroundDistanceLearner. No learner: nothing."""
+    if learner is None:
+        yield
+        return
+    classifier = distributed.unwrap(model).attribute.fc
+    handle = classifier.register_forward_pre_hook(lambda _m, inputs: learner.observe(inputs[0], labels))
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def encode_targets(codec, batch: dict, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from kpdet.registry import Registry
+from kpdet.registry import Registry, UnknownParameterError
 
 LOSSES = Registry("loss")
 ACTIVATIONS = ("sigmoid", "softmax", "identity")
@@ -36,7 +36,7 @@ def _check_params(name: str, cls: type, params: Mapping[str, Any]) -> None:
     known = [p for p in sig.parameters if p != "self"]
     unknown = [k for k in params if k not in known]
     if unknown:
-        raise TypeError(f"loss {name!r} has no parameter {unknown[0]!r}; its parameters: {', '.join(known)}")
+        raise UnknownParameterError.of(f"loss {name!r}", unknown[0], known)
 
 
 def build_loss(spec: str | Mapping[str, Any]) -> nn.Module:

@@ -127,7 +127,10 @@ def test_ordinal_head_trains_with_an_attribute(tiny_synthetic, tmp_path):
 def test_shipped_config_is_focal_plus_the_attribute():
     """Same model, loss and budget as focal.yaml; only the attribute, its data root and work_dir differ."""
     a, b = load_config("configs/synthetic/focal_attribute.yaml"), load_config("configs/synthetic/focal.yaml")
-    assert dict(a.model.attribute) == {"field": "occlusion_bin", "classes": 4, "weight": 1.0}
+    assert dict(a.model.attribute) == {
+        "field": "occlusion_bin", "classes": 4, "weight": 1.0, "loss": "squared_emd",
+        "ground_distance": "ordinal", "matrix": None, "exponent": 1.0, "bias": 0.0, "warmup_epochs": 4,
+        "balance": 3.5, "class_permutation": None}
     b.model.attribute, b.work_dir = a.model.attribute, a.work_dir
     b.data.train, b.data.val, b.data.synthetic.root = a.data.train, a.data.val, a.data.synthetic.root
     assert a == b

@@ -121,10 +121,10 @@ def test_checkpoint_interval_writes_last_pt_every_n_epochs_and_at_the_end(tiny_s
     written = []
     original = runner.save_atomic
 
-    def record(state, path):
+    def record(state, path, **kwargs):
         if path.name == "last.pt":
             written.append(state["state"]["epoch"])
-        original(state, path)
+        original(state, path, **kwargs)
 
     monkeypatch.setattr(runner, "save_atomic", record)
     runner.fit(config(tiny_synthetic, tmp_path, "train.checkpoint_interval=2"))

@@ -40,3 +40,29 @@ def test_torch_logits_a_tie_and_empty():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match=r"\[N, C\]"):
         attribute_metrics(np.zeros((3, 4)), [0, 1])
+
+
+def test_permuted_classes_are_measured_in_the_true_order():
+    # permutation [2, 0, 3, 1]: true class c is model class permutation[c], so model class m is true
+    # class inverse[m] with inverse = [1, 3, 0, 2].  Model argmax 2 -> true 0; label 1 -> true 3: 3 apart.
+    # Model argmax 0 -> true 1; label 3 -> true 2: 1 apart.  MAE (3 + 1) / 2 = 2; in the model's own
+    # labels it would read (|2 - 1| + |0 - 3|) / 2 = 2 as well by chance, so a third row tells them
+    # apart: model argmax 1 (true 3), label 2 (true 0): 3 apart (model labels: 1 apart).
+    probs = np.eye(4)[[2, 0, 1]]
+    true = attribute_metrics(probs, [1, 3, 2], permutation=[2, 0, 3, 1])
+    assert true == {"attribute_MAE": pytest.approx(7 / 3), "attribute_accuracy": 0.0}
+    assert attribute_metrics(probs, [1, 3, 2])["attribute_MAE"] == pytest.approx(5 / 3)
+    # the same predictions and labels written in the true order give the same figures
+    assert attribute_metrics(np.eye(4)[[0, 1, 3]], [3, 2, 0]) == true
+
+
+def test_ground_distance_spearman_reads_the_matrix_in_the_true_order():
+    from kpdet.metrics import ground_distance_spearman
+
+    line = np.abs(np.subtract.outer(np.arange(4), np.arange(4))).astype(float)
+    assert ground_distance_spearman(line) == pytest.approx(1.0)
+    permutation = [2, 0, 3, 1]  # D over model classes: D[perm[a], perm[b]] = |a - b|
+    hidden = np.zeros((4, 4))
+    hidden[np.ix_(permutation, permutation)] = line
+    assert ground_distance_spearman(hidden, permutation) == pytest.approx(1.0)
+    assert ground_distance_spearman(hidden) < 0.5  # read in the model's labels it is no order

@@ -41,6 +41,7 @@ def run_row(run: RunSpec, targets: dict[str, float]) -> dict:
         row[target_column(metric, target)] = steps_to_target(history, metric, target)
     info = json.loads((work / RUN_INFO).read_text()) if (work / RUN_INFO).exists() else {}
     row.update({k: info.get(k, math.nan) for k in ("steps", "wall_s", "images_per_s")})
+    row["requeues"] = info.get("requeues", 0)  # submitit requeues after preemption or a time limit
     row["work_dir"] = str(work)
     return row
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,6 +77,7 @@ def _claim_slot(slots, threads: int) -> None:
 
 def run_submitit(runs: list[RunSpec], parallel: Parallel, folder: Path, workers: int = 1) -> list[str]:
     """Each run a submitit job (SLURM, or cluster="local" for the local executor); waits for all.
+    A preempted or timed-out job writes last.pt at its current step and requeues itself (StudyJob).
 
     The scheduler queues SLURM jobs; the local executor would start them all at once, so
     locally they go in waves of `workers`.
@@ -92,9 +94,45 @@ def run_submitit(runs: list[RunSpec], parallel: Parallel, folder: Path, workers:
     done = []
     for start in range(0, len(runs), wave):
         with _importable_kpdet():
-            jobs = [executor.submit(execute, run, parallel.threads) for run in runs[start:start + wave]]
+            jobs = [executor.submit(StudyJob(), run, parallel.threads) for run in runs[start:start + wave]]
         done += [job.result() for job in jobs]
     return done
+
+
+class StudyJob:
+    """One run as a submitit job that requeues itself when preempted or out of time.
+
+    submitit (SLURM, or its local executor) sends its signal (SIGUSR2 unless SUBMITIT_PREEMPT_SIGNAL
+    says otherwise) before ending a job; its handler then calls `checkpoint`, requeues the job and
+    exits. Here that signal first stops training like SIGTERM (preempt.py: finish the step, write
+    last.pt at that step), then goes to submitit's handler; the requeued job resumes from last.pt
+    (resume=auto), its `requeues` counting up to run_info.json. Other signals stop without a requeue.
+    (submitit only needs a `checkpoint` method, so submitit stays an optional import.)
+    """
+
+    def __init__(self, requeues: int = 0):
+        self.requeues = requeues
+
+    def __call__(self, run: RunSpec, threads: int | None = None) -> str:
+        from kpdet.engine import preempt
+
+        requeue = submitit_signal()
+        try:
+            return execute(run, threads, self.requeues, (*preempt.STOP_SIGNALS, requeue))
+        except preempt.Interrupted as stop:
+            if stop.signum == requeue:
+                signal.raise_signal(requeue)  # submitit's handler is back: checkpoint, requeue, exit
+            raise
+
+    def checkpoint(self, run: RunSpec, threads: int | None = None):
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(StudyJob(self.requeues + 1), run, threads)
+
+
+def submitit_signal() -> int:
+    """The signal submitit sends before a preemption or time limit (its SUBMITIT_PREEMPT_SIGNAL)."""
+    return getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
 
 
 @contextmanager

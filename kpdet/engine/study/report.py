@@ -107,6 +107,10 @@ def dataset_section(study: Study, dataset: str, rows: list[dict]) -> str:
     if study.targets or any("wall_s" in r for r in rows):
         parts += ["Time to accuracy (first validation step reaching the target; seeds that reached it) "
                   "and cost:\n", speed_table(rows, study.targets)]
+    requeued = [f"{r['loss']} seed {r['seed']} ({r['requeues']}x)" for r in rows if r.get("requeues", 0) > 0]
+    if requeued:
+        parts.append(f"Requeued after preemption or time limit (resumed from their step checkpoints): "
+                     f"{', '.join(requeued)}.\n")
     parts.append(f"Plots: `{dataset}_pck_curve.png`, `{dataset}_{_safe(study.metric)}_vs_step.png`, "
                  f"`{dataset}_per_keypoint_epe.png`.\n")
     return "\n".join(parts)

@@ -38,8 +38,9 @@ def is_finished(run: RunSpec) -> bool:
     return (Path(run.work_dir) / "metrics.json").exists()
 
 
-def execute(run: RunSpec, threads: int | None = None) -> str:
-    """Train `run` unless finished (an interrupted one resumes from last.pt); returns its work_dir."""
+def execute(run: RunSpec, threads: int | None = None, requeues: int = 0, stop_signals=None) -> str:
+    """Train `run` unless finished (an interrupted one resumes from last.pt); returns its work_dir.
+    `requeues`: how often a scheduler requeued it (run_info.json); `stop_signals`: fit's (preempt.py)."""
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
         torch.set_num_threads(threads)
@@ -51,8 +52,8 @@ def execute(run: RunSpec, threads: int | None = None) -> str:
     if not is_finished(run):
         print(f"[study] training {run.name} -> {work}", flush=True)
         tick = time.perf_counter()
-        metrics = fit(cfg)
-        _write_info(cfg, work, time.perf_counter() - tick)
+        metrics = fit(cfg) if stop_signals is None else fit(cfg, stop_signals)
+        _write_info(cfg, work, time.perf_counter() - tick, requeues)
         log_hparams(run, metrics)
     if not (work / PREDICTIONS).exists():
         save_predictions(cfg, work)
@@ -79,12 +80,13 @@ def _flat(tree, prefix: str = "") -> dict:
     return out
 
 
-def _write_info(cfg: DictConfig, work: Path, wall: float) -> None:
-    """Wall time of the session that finished the run (validation included) and training images/s."""
+def _write_info(cfg: DictConfig, work: Path, wall: float, requeues: int = 0) -> None:
+    """Wall time of the session that finished the run (validation included), training images/s and
+    how often the run was requeued (submitit, after preemption or a time limit)."""
     steps = torch.load(work / "last.pt", map_location="cpu", weights_only=True)["state"]["step"]
     images = steps * cfg.train.batch_size * cfg.train.accumulate
     info = {"wall_s": wall, "steps": steps, "images": images, "images_per_s": images / max(wall, 1e-9),
-            "threads": torch.get_num_threads(), "device": str(cfg.device)}
+            "threads": torch.get_num_threads(), "device": str(cfg.device), "requeues": requeues}
     (work / RUN_INFO).write_text(json.dumps(info, indent=2))
 
 
