@@ -13,10 +13,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kpdet.codecs import CODECS, build_codec
+from kpdet.codecs.offset import OffsetCodec
 from kpdet.config import ConfigError
 from kpdet.errors import UserError
 from kpdet.keypoints import KeypointSpec
 from kpdet.losses import LOSSES, build_loss
+from kpdet.losses.displacement import WithDisplacementLoss
+from kpdet.losses.offset import WithOffsetLoss
 from kpdet.losses.ordinal import WithAttributeLoss, XYLoss
 from kpdet.models import build_model, head_target_kind, output_stride
 
@@ -38,9 +41,38 @@ def resolve_device(name: str | torch.device) -> torch.device:
 def head_kind(cfg: DictConfig) -> str:
     """"heatmap" or "ordinal": the kind of targets, codec and loss that model.head trains with."""
     try:
-        return head_target_kind(cfg.model.head)
+        kind = head_target_kind(cfg.model.head)
     except KeyError as error:
         raise ConfigError(f"model.head={cfg.model.head!r}: {error.args[0]}") from None
+    if cfg.model.offset and kind != "heatmap":
+        raise ConfigError(f"model.offset=true adds offsets to heatmaps, but model.head={cfg.model.head!r} "
+                         f"gives {kind} outputs; use model.head=heatmap or model.offset=false")
+    return kind
+
+
+def pipeline_kind(cfg: DictConfig) -> str:
+    """The one place that picks the data pipeline: "top_down" (one crop per instance box),
+    "whole_frame" (data.mode=bottom_up, task single: one instance per whole image, highest peak
+    per channel), "points" (task points: many point objects per class map) or "pose" (task pose:
+    many instances, CenterNet's centre map + displacements, kpdet.codecs.pose).
+    Bottom-up needs heatmaps: a head or codec of another kind is an error naming both."""
+    if cfg.data.mode == "top_down":
+        return "top_down"
+    kind = head_kind(cfg)
+    codec_kind = getattr(CODECS.get(cfg.codec.type), "target_kind", "heatmap")
+    if kind != "heatmap" or codec_kind != "heatmap":
+        raise ConfigError(f"data.mode={cfg.data.mode!r} decodes whole-image heatmaps, but model.head="
+                         f"{cfg.model.head!r} gives {kind} outputs and codec.type={cfg.codec.type!r} makes "
+                         f"{codec_kind} targets; use model.head=heatmap with a heatmap codec, or "
+                         "data.mode=top_down")
+    return {"single": "whole_frame", "points": "points", "pose": "pose"}[cfg.data.bottom_up.task]
+
+
+def pose_decoding(cfg: DictConfig) -> dict:
+    """kpdet.codecs.pose.decode_pose's keyword arguments from data.bottom_up."""
+    bu = cfg.data.bottom_up
+    return {"max_instances": bu.max_instances, "threshold": bu.peak_threshold, "kernel": bu.nms_kernel,
+            "snap_fraction": bu.snap_fraction, "max_peaks": bu.max_peaks}
 
 
 def build_loss_from_cfg(cfg: DictConfig):
@@ -58,6 +90,10 @@ def build_loss_from_cfg(cfg: DictConfig):
         raise ValueError("loss.ground_distance='learned' learns from the features of a classifier: use it "
                          "for the attribute head (model.attribute.ground_distance=learned)")
     loss = XYLoss(loss) if kind == "ordinal" else loss
+    if cfg.model.offset:  # + L1 on the offset head (kpdet.codecs.offset)
+        loss = WithOffsetLoss(loss, cfg.model.offset_weight)
+    if cfg.data.mode == "bottom_up" and cfg.data.bottom_up.task == "pose":  # + centre-to-keypoint L1
+        loss = WithDisplacementLoss(loss, cfg.data.bottom_up.displacement_weight)
     attribute = cfg.model.attribute
     if attribute is None:
         return loss
@@ -99,8 +135,9 @@ def build_codec_from_cfg(cfg: DictConfig):
     if kind == "ordinal":
         return build_codec(spec, input_size=(width, height), target=_ordinal_target(cfg))
     stride = output_stride(cfg.model.num_deconv)
-    return build_codec(spec, input_size=(width, height), heatmap_size=(width // stride, height // stride),
-                       **_focal_codec_params(cfg))
+    codec = build_codec(spec, input_size=(width, height), heatmap_size=(width // stride, height // stride),
+                        **_focal_codec_params(cfg))
+    return OffsetCodec(codec, cfg.model.offset_radius) if cfg.model.offset else codec
 
 
 def _ordinal_target(cfg: DictConfig) -> str:
@@ -127,7 +164,9 @@ def build_model_from_cfg(cfg: DictConfig, num_keypoints: int, activation: str, p
     final_bias = m.final_bias
     if final_bias is None:
         final_bias = prior_bias(LOSSES.get(cfg.loss.type).prior) if activation == "sigmoid" else 0.0
-    head_params = {}
+    head_params = {"offset": True} if m.offset else {}
+    if pipeline_kind(cfg) == "pose":  # K keypoint maps + the centre map, and 2K displacements
+        num_keypoints, head_params["displacements"] = num_keypoints + 1, 2 * num_keypoints
     if head_kind(cfg) == "ordinal":
         head_params = {"input_size": tuple(m.input_size), "bins": build_codec_from_cfg(cfg).num_bins}
     attribute_classes = m.attribute.classes if m.attribute is not None else None

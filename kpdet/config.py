@@ -41,6 +41,18 @@ class SyntheticConfig:
     seed: int = 0
     num_train: int = 2000  # images
     num_val: int = 200
+    kind: str = "pose"  # pose: 17-keypoint figures (synthetic.py) | points: point objects (points_synthetic)
+
+
+@dataclass
+class BottomUpConfig:
+    task: str = "single"  # single: one instance per frame | points: point objects | pose: many (bottom_up.py)
+    max_instances: int = 128  # points per image kept (padding size); more are counted and dropped
+    peak_threshold: float = 0.1  # points: a peak counts when its score exceeds this (before AP's sweep)
+    max_peaks: int = 100  # points: top-k peaks per class map
+    nms_kernel: int = 3  # points and pose: max-pool window of the peak suppression (odd, heatmap px)
+    displacement_weight: float = 1.0  # pose: loss weight of the centre-to-keypoint L1 (CenterNet's hps)
+    snap_fraction: float = 0.3  # pose: snap regressed keypoints to peaks within this share of instance size
 
 
 @dataclass
@@ -59,6 +71,8 @@ class DataConfig:
     skip_invalid: bool = False  # skip (and count) bad samples instead of failing
     aug: AugConfig = field(default_factory=AugConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    mode: str = "top_down"  # top_down: one crop per instance box | bottom_up: whole images (data.bottom_up)
+    bottom_up: BottomUpConfig = field(default_factory=BottomUpConfig)
 
 
 @dataclass
@@ -90,6 +104,9 @@ class ModelConfig:
     head_init_std: float = 0.001  # std of the normal init of the head's convolution weights
     head: str = "heatmap"  # heatmap | ordinal_xy (x/y-bin logits, SimCC): kpdet.models.HEADS
     attribute: AttributeConfig | None = None  # a per-instance ordinal attribute head beside the keypoints
+    offset: bool = False  # the offset head: 2 channels (dx, dy) per heatmap, L1 loss (kpdet.codecs.offset)
+    offset_weight: float = 1.0  # loss = heatmap loss + offset_weight * L1 of the offsets
+    offset_radius: int = 0  # offsets trained within this many heatmap px of the nearest pixel (0: that pixel)
 
 
 @dataclass
@@ -129,6 +146,7 @@ class EvalConfig:
     best_metric: str = "AP"  # metrics.json key that picks best.pt (higher is better)
     nme_norm: str = "none"  # none | interocular | box: add NME, AUC@0.08/0.1, FR@0.08/0.1 (landmarks)
     nme_pair: list[int] | None = None  # outer eye corner indices for interocular; None = 300W/WFLW defaults
+    point_thresholds: list[float] = field(default_factory=lambda: [3.0, 6.0])  # px: precision/recall/F1/AP@D
 
 
 @dataclass
@@ -226,6 +244,9 @@ _CHOICES = {
     "eval.nme_norm": ("none", "interocular", "box"),
     "data.cache": ("none", "ram"),
     "data.augment_on": ("loader", "device"),
+    "data.mode": ("top_down", "bottom_up"),
+    "data.synthetic.kind": ("pose", "points"),
+    "data.bottom_up.task": ("single", "points", "pose"),
 }
 
 

@@ -8,6 +8,16 @@
 Top-down: each box (COCO x, y, w, h, image px) is padded by `data.bbox_padding`,
 cropped to the network input as in evaluation, predicted, and mapped back.
 Without boxes the whole image is one instance.
+
+Bottom-up checkpoints (`data.mode: bottom_up`) take no boxes: the whole image is letterboxed as
+in training (padding 1.0) and the result has "instance_scores" [N] too. Whole frame (task
+single): one instance, scored as in evaluation (`kpdet.metrics.instance_score`). Point objects
+(task points): every peak found (max-pool suppression, `data.bottom_up` threshold and top-k),
+keypoints [N, 1, 2], scores [N, 1], instance_scores [N] (the peak score) and "labels" [N]
+(the class: index into the checkpoint's keypoint names, one per category) and "category_ids" [N]
+(COCO ids, for checkpoints that record them). Multi-instance pose
+(task pose): every instance whose centre peak passes data.bottom_up.peak_threshold, keypoints
+[N, K, 2], scores [N, K], instance_scores [N] (the centre score), best first.
 """
 from __future__ import annotations
 
@@ -84,6 +94,8 @@ class Predictor:
         self.flip_test, self.batch_size = flip_test, batch_size
         self._inner = {}
         self.config: DictConfig | None = None  # set by from_checkpoint
+        self.pipeline = "top_down"  # kpdet.build.pipeline_kind of the checkpoint's config
+        self.category_ids = np.zeros(0, np.int64)  # COCO category id per channel group (checkpoint)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike,
@@ -115,9 +127,12 @@ class Predictor:
         else:
             model = model.to(device).eval()
         flip = cfg.eval.flip_test if flip_test is None else flip_test
+        pipeline = build.pipeline_kind(cfg)
+        padding = cfg.data.bbox_padding if pipeline == "top_down" else 1.0  # bottom-up: the letterbox
         predictor = cls(model, build.build_codec_from_cfg(cfg), activation, spec, tuple(cfg.model.input_size),
-                        cfg.data.bbox_padding, device, flip, batch_size)
-        predictor.config = cfg
+                        padding, device, flip, batch_size)
+        predictor.config, predictor.pipeline = cfg, pipeline
+        predictor.category_ids = np.asarray(state.get("categories") or [], dtype=np.int64)
         return predictor
 
     def inner(self, flip_test: bool):
@@ -139,6 +154,9 @@ class Predictor:
         per_image = [boxes] if single else (list(boxes) if boxes is not None else [None] * len(batch))
         if len(per_image) != len(batch):
             raise ValueError(f"boxes: got {len(per_image)} box lists for {len(batch)} images")
+        if self.pipeline != "top_down" and any(b is not None for b in per_image):
+            raise ValueError("this checkpoint is bottom-up (data.mode=bottom_up): it reads whole images and "
+                             "takes no boxes; call predict(image) without boxes")
         crops, affines, owner = [], [], []
         for i, (image, image_boxes) in enumerate(zip(batch, per_image)):
             name = f"image {i}" + (f" ({image})" if isinstance(image, (str, os.PathLike)) else "")
@@ -149,7 +167,15 @@ class Predictor:
                 affines.append(affine)
                 owner.append(i)
         flip = self.flip_test if flip_test is None else flip_test
+        if self.pipeline in ("points", "pose"):
+            whole = self._points if self.pipeline == "points" else self._pose
+            results = [whole(crop, affine, flip) for crop, affine in zip(crops, affines)]
+            return results[0] if single else results
         out = self._run(crops, affines, flip, heatmaps)
+        if self.pipeline == "whole_frame":
+            from kpdet.metrics.coco import instance_score
+
+            out["instance_scores"] = instance_score(out["scores"]).astype(np.float32)
         owner = np.asarray(owner, dtype=int)
         results = [{key: value[owner == i] for key, value in out.items()} for i in range(len(batch))]
         return results[0] if single else results
@@ -182,6 +208,43 @@ class Predictor:
             if heatmaps:
                 chunks["heatmaps"].append(outputs.float().cpu().numpy())
         return {key: np.concatenate(parts) for key, parts in chunks.items()}
+
+    @torch.no_grad()
+    def _points(self, crop: torch.Tensor, affine: torch.Tensor, flip: bool) -> dict[str, np.ndarray]:
+        """Every point object of one letterboxed image (module docstring), image px."""
+        from kpdet.codecs.instances import decode_points
+        from kpdet.predict import OffsetPredictor
+
+        inner, images = self.inner(flip), crop[None].to(self.device)
+        scores, offsets = (inner.heatmaps_and_offsets(images) if isinstance(inner, OffsetPredictor)
+                           else (inner.heatmaps(images), None))
+        bu = self.config.data.bottom_up
+        found = decode_points(self.codec, scores, offsets, bu.max_peaks, bu.peak_threshold, bu.nms_kernel)
+        keep = found["keep"][0].cpu()
+        labels = torch.arange(keep.shape[0])[:, None].expand_as(keep)[keep]
+        points = crop_to_image(found["points"][0].cpu()[keep][None].float(), affine[None])[0]
+        values = found["scores"][0].cpu()[keep].float()
+        out = {"keypoints": points[:, None].numpy(), "scores": values[:, None].numpy(),
+               "instance_scores": values.numpy(), "labels": labels.numpy()}
+        if len(self.category_ids) == len(self.spec.names):  # checkpoints that record them
+            out["category_ids"] = self.category_ids[out["labels"]]
+        return out
+
+    @torch.no_grad()
+    def _pose(self, crop: torch.Tensor, affine: torch.Tensor, flip: bool) -> dict[str, np.ndarray]:
+        """Every instance of one letterboxed image (kpdet.codecs.pose; no flip test), image px,
+        sorted by instance score."""
+        from kpdet.predict import PosePredictor
+
+        pose = PosePredictor(self.model, self.codec, self.activation, self.num_keypoints,
+                             **build.pose_decoding(self.config))
+        found = {k: v[0].cpu() for k, v in pose(crop[None].to(self.device)).items()}
+        keep = found["keep"]
+        order = found["instance_scores"][keep].argsort(descending=True)
+        points = found["keypoints"][keep][order].float()
+        image_points = crop_to_image(points.reshape(1, -1, 2), affine[None])[0].view_as(points)
+        return {"keypoints": image_points.numpy(), "scores": found["scores"][keep][order].float().numpy(),
+                "instance_scores": found["instance_scores"][keep][order].float().numpy()}
 
     @property
     def num_keypoints(self) -> int:

@@ -57,6 +57,67 @@ class HeatmapPredictor:
         return keypoints, confidences, scores
 
 
+class OffsetPredictor(HeatmapPredictor):
+    """HeatmapPredictor for a head with offsets (`model.offset`, kpdet.codecs.offset): the activation
+    applies to the C heatmap channels; the codec decodes argmax + the offset there. With flip testing
+    the heatmaps are averaged with the mirrored crop's as usual; the offsets are the original
+    crop's (a mirrored offset map would need its dx negated and the codec's flip shift).
+    """
+
+    @torch.no_grad()
+    def heatmaps_and_offsets(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores [B, C, h, w], offsets [B, C, 2, h, w]) in float32."""
+        from kpdet.codecs.offset import split_outputs
+
+        logits, offsets = split_outputs(self.model(images).float())
+        scores = apply_activation(logits, self.activation)
+        if self.flip_index is not None:
+            flipped = apply_activation(split_outputs(self.model(images.flip(-1)).float())[0], self.activation)
+            scores = 0.5 * (scores + self.flip_heatmaps(flipped, self.flip_index))
+        return scores, offsets
+
+    @torch.no_grad()
+    def heatmaps(self, images: torch.Tensor) -> torch.Tensor:
+        return self.heatmaps_and_offsets(images)[0]
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (keypoints [B, K, 2] crop px, confidences [B, K], scores [B, K, h, w])."""
+        scores, offsets = self.heatmaps_and_offsets(images)
+        keypoints, confidences = self.codec.decode(torch.cat([scores, offsets.flatten(1, 2)], 1))
+        return keypoints, confidences, scores
+
+
+class PosePredictor:
+    """Multi-instance pose (data.bottom_up.task=pose; kpdet.codecs.pose): letterboxed whole images
+    [B, 3, H, W] -> every instance found. No flip test (a mirrored displacement field would need its
+    keypoints swapped and dx negated). `decode` holds decode_pose's keyword arguments."""
+
+    def __init__(self, model: nn.Module, codec, activation: str, num_keypoints: int, **decode):
+        self.model, self.codec, self.activation = model, codec, activation
+        self.num_keypoints, self.decode = num_keypoints, decode
+
+    @torch.no_grad()
+    def outputs(self, images: torch.Tensor):
+        """(scores [B, K + 1, h, w], offsets [B, K + 1, 2, h, w] or None, displacements [B, K, 2, h, w])."""
+        from kpdet.codecs.offset import split_outputs
+        from kpdet.codecs.pose import split_pose_outputs
+
+        heat, displacements = split_pose_outputs(self.model(images).float(), self.num_keypoints)
+        offsets = None
+        if getattr(self.codec, "with_offsets", False):
+            heat, offsets = split_outputs(heat)
+        return apply_activation(heat, self.activation), offsets, displacements
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """-> decode_pose's dict: keypoints [B, N, K, 2] input px, scores [B, N, K], instance_scores and
+        keep [B, N]."""
+        from kpdet.codecs.pose import decode_pose
+
+        return decode_pose(self.codec, *self.outputs(images), **self.decode)
+
+
 class OrdinalPredictor:
     """Wraps model + ordinal_xy codec: normalised crops [B, 3, H, W] -> keypoints in crop px, with the
     call protocol of HeatmapPredictor. The model gives x and y logits; softmax over bins, optional
@@ -90,7 +151,8 @@ class OrdinalPredictor:
 def make_predictor(model, codec, activation: str, flip_index: Sequence[int] | None = None):
     """The predictor for a model's head: `predictor(crops) -> (keypoints [B, K, 2] crop px,
     confidences [B, K], raw outputs)`. The one place that picks the predictor class: by the
-    codec's (= the head's) target kind, OrdinalPredictor for ordinal codecs, else HeatmapPredictor.
+    codec's (= the head's) target kind, OrdinalPredictor for ordinal codecs, OffsetPredictor for
+    heatmaps with offsets (model.offset), else HeatmapPredictor.
     With flip_index, flip testing (where the codec can map outputs back)."""
     if getattr(codec, "target_kind", "heatmap") == "ordinal":
         if activation != "softmax":
@@ -98,7 +160,8 @@ def make_predictor(model, codec, activation: str, flip_index: Sequence[int] | No
                              f"{activation!r}")
         return OrdinalPredictor(model, codec, flip_index)
     flip = getattr(codec, "flip_heatmaps", None) if flip_index is not None else None
-    return HeatmapPredictor(model, codec, activation, flip_index if flip else None, flip)
+    kind = OffsetPredictor if getattr(codec, "with_offsets", False) else HeatmapPredictor
+    return kind(model, codec, activation, flip_index if flip else None, flip)
 
 
 def crop_for_model(image, box, input_size: tuple[int, int], padding: float = 1.25):

@@ -7,6 +7,7 @@ so the code that runs is the wheel's. `.ci/run`-style full installs (dependencie
 `make release-check`.
 """
 import json
+import os
 import subprocess
 import sys
 import sysconfig
@@ -23,7 +24,9 @@ TINY = ["train.epochs=1", "train.max_iters_per_epoch=2", "train.batch_size=4", "
 
 
 def run(*args, cwd, timeout=300) -> str:
-    done = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing but the wheel's kpdet
+    done = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=env)
     assert done.returncode == 0, f"{args} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 

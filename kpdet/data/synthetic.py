@@ -614,8 +614,9 @@ def _paths(root: Path) -> dict:
             "train_ann": str(root / "train.json"), "val_ann": str(root / "val.json")}
 
 
-def ensure_synthetic(root, **kwargs) -> dict:
-    """Generates the dataset (see `generate_synthetic`) unless root/train.json and root/val.json exist.
+def ensure_synthetic(root, generator=None, **kwargs) -> dict:
+    """Generates the dataset (`generator(root, **kwargs)`, default `generate_synthetic`; the point
+    objects' is `points_synthetic.generate_points`) unless root/train.json and root/val.json exist.
 
     Generation happens in a temporary sibling folder that is renamed to root at the end, so an
     interrupted run never leaves a folder that looks complete. Returns the paths and "generated".
@@ -629,7 +630,7 @@ def ensure_synthetic(root, **kwargs) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the dataset is not
     try:
-        info = generate_synthetic(tmp, **kwargs)
+        info = (generator or generate_synthetic)(tmp, **kwargs)
         if root.exists():
             root.rmdir()
         tmp.rename(root)

@@ -14,6 +14,7 @@ from kpdet.build import (  # noqa: F401  (re-exported: config -> codec/loss/mode
     build_codec_from_cfg,
     build_loss_from_cfg,
     build_model_from_cfg,
+    pipeline_kind,
     resolve_device,
 )
 from kpdet.config import ConfigError
@@ -29,10 +30,14 @@ def prepare_data(cfg: DictConfig) -> None:
     root = Path(synthetic.root).resolve()
     wanted = [Path(s.ann_file).resolve() for s in (cfg.data.train, cfg.data.val) if s.ann_file]
     if synthetic.generate and any(root in p.parents and not p.exists() for p in wanted):
+        from kpdet.data.points_synthetic import generate_points
         from kpdet.data.synthetic import ensure_synthetic
 
-        print(f"generating the synthetic dataset under {root} (seed {synthetic.seed}) ...", flush=True)
-        ensure_synthetic(root, num_train=synthetic.num_train, num_val=synthetic.num_val, seed=synthetic.seed)
+        generator = generate_points if synthetic.kind == "points" else None
+        print(f"generating the synthetic {synthetic.kind} dataset under {root} (seed {synthetic.seed}) ...",
+              flush=True)
+        ensure_synthetic(root, generator, num_train=synthetic.num_train, num_val=synthetic.num_val,
+                         seed=synthetic.seed)
 
 
 def build_split(cfg: DictConfig, split: str, train: bool, codec=None):
@@ -43,6 +48,19 @@ def build_split(cfg: DictConfig, split: str, train: bool, codec=None):
     if not split_cfg.ann_file:
         raise ConfigError(f"data.{split}.ann_file is not set (give data.{split}.ann_file=PATH)")
     _check_exists(split_cfg.ann_file, f"data.{split}.ann_file")
+    kind = pipeline_kind(cfg)
+    if kind != "top_down" and (cfg.data.cache != "none" or cfg.data.augment_on != "loader"):
+        raise ConfigError(f"data.cache={cfg.data.cache} and data.augment_on={cfg.data.augment_on}: the "
+                          "decoded-image cache and device augmentation work with data.mode=top_down only "
+                          "(set data.cache=none data.augment_on=loader)")
+    if kind != "top_down":  # whole images (kpdet/data/bottom_up.py); point and pose maps: in the step
+        from kpdet.data.bottom_up import build_whole_image_dataset
+
+        try:
+            dataset = build_whole_image_dataset(split_cfg, cfg.data, tuple(cfg.model.input_size), train)
+        except DatasetError as error:
+            raise DatasetError(f"data.{split}: {error}") from error
+        return dataset if codec is None or kind in ("points", "pose") else WithHeatmapTargets(dataset, codec)
     attribute, permutation = cfg.model.attribute, None
     if attribute is not None:
         attribute, permutation = (attribute.field, attribute.classes), attribute.class_permutation

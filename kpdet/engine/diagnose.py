@@ -85,6 +85,14 @@ def diagnose(cfg: DictConfig, steps: int, every: int = 1) -> list[dict[str, floa
     return rows
 
 
+def _heatmap_targets(targets):
+    """The heatmaps [B, C, h, w] of nested targets: (heatmaps, offsets, mask) with model.offset,
+    ((...), displacements, mask) for bottom-up pose; the heatmap logits are the first C channels."""
+    while isinstance(targets, tuple):
+        targets = targets[0]
+    return targets
+
+
 def _step(model, c, batch: dict, grad_clip: float | None, record: bool) -> dict[str, float]:
     model.train()
     if "canvas_to_crop" in batch:  # data.augment_on=device
@@ -99,10 +107,12 @@ def _step(model, c, batch: dict, grad_clip: float | None, record: bool) -> dict[
     if record:
         row["grad_backbone"] = float(torch.linalg.vector_norm(
             torch.stack([p.grad.norm() for p in model.backbone.parameters() if p.grad is not None])))
-        row.update(gradient_split(logits.grad, targets, weights))
-        scores = apply_activation(logits.detach().float(), c.loss_fn.activation)
-        row.update(output_stats(scores, targets, weights))
-        row["separation"] = channel_separation(scores, targets, weights)
+        heat = _heatmap_targets(targets)  # offsets and displacements (bottom-up) are left out
+        C = heat.shape[1]
+        row.update(gradient_split(logits.grad[:, :C], heat, weights))
+        scores = apply_activation(logits.detach().float()[:, :C], c.loss_fn.activation)
+        row.update(output_stats(scores, heat, weights))
+        row["separation"] = channel_separation(scores, heat, weights)
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     c.optimizer.step()

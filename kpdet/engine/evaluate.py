@@ -83,8 +83,11 @@ class AttributeTap:
 
 
 def _merge_ranks(shards: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Concatenate every rank's predictions, drop the sampler's padding repeats, sort by annotation id."""
+    """Concatenate every rank's predictions, drop the sampler's padding repeats and samples without an
+    annotation (ann_id < 0), sort by annotation id."""
     merged = {k: np.concatenate([s[k] for s in shards]) for k in shards[0]}
+    real = merged["ann_id"] >= 0  # whole-frame negatives (images without an instance) have no ground truth
+    merged = {k: v[real] for k, v in merged.items()}
     _, first = np.unique(merged["ann_id"], return_index=True)
     return {k: v[first] for k, v in merged.items()}
 

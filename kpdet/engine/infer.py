@@ -46,12 +46,18 @@ def is_video(source: str | Path) -> bool:
     return Path(source).is_file() and Path(source).suffix.lower() in VIDEO_SUFFIXES
 
 
-def coco_results(image_id: int, keypoints: np.ndarray, scores: np.ndarray, category_id: int = 1):
-    """COCO results entries for the N instances of one image: keypoints [N, K, 2], scores [N, K]."""
-    return [{"image_id": int(image_id), "category_id": int(category_id),
+def coco_results(image_id: int, keypoints: np.ndarray, scores: np.ndarray, category_id: int = 1,
+                 found: dict | None = None):
+    """COCO results entries for the N instances of one image: keypoints [N, K, 2], scores [N, K].
+    With a bottom-up Predictor result `found`, its "instance_scores" score the instances and its
+    "category_ids" (point objects) name each one's category."""
+    found = found or {}
+    categories = found.get("category_ids", np.full(len(keypoints), category_id))
+    instance = found.get("instance_scores", [float(c.mean()) if c.size else 0.0 for c in scores])
+    return [{"image_id": int(image_id), "category_id": int(cat),
              "keypoints": np.concatenate([points, conf[:, None]], 1).reshape(-1).astype(float).tolist(),
-             "score": float(conf.mean()) if conf.size else 0.0}
-            for points, conf in zip(keypoints, scores)]
+             "score": float(score)}
+            for points, conf, cat, score in zip(keypoints, scores, categories, instance)]
 
 
 def draw(image: np.ndarray, keypoints: np.ndarray, skeleton) -> np.ndarray:
@@ -101,7 +107,7 @@ def infer_images(predictor: Predictor, paths: list[Path], out: Path, boxes, cate
         found = predictor.predict(image, image_boxes)
         drawn = draw(image, found["keypoints"], predictor.spec.skeleton)
         cv2.imwrite(str(out / f"{path.stem}_pred.jpg"), drawn[:, :, ::-1])
-        results += coco_results(image_id, found["keypoints"], found["scores"], category_id)
+        results += coco_results(image_id, found["keypoints"], found["scores"], category_id, found)
         predictions.append({
             "image_id": image_id, "file_name": path.name, "keypoint_names": list(predictor.spec.names),
             "boxes": image_boxes if image_boxes is not None else [whole_image_box(image)],
@@ -208,7 +214,7 @@ def _video_batch(predictor, frames, first: int, boxes, category_id, sink, stream
     entries = []
     for i, (frame, result) in enumerate(zip(frames, found)):
         sink.write(draw(frame, result["keypoints"], predictor.spec.skeleton))
-        entries += coco_results(first + i, result["keypoints"], result["scores"], category_id)
+        entries += coco_results(first + i, result["keypoints"], result["scores"], category_id, result)
     stream.write("".join(json.dumps(e) + "\n" for e in entries))
     stream.flush()
     return entries

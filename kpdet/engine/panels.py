@@ -27,6 +27,7 @@ def log_panels(logger, predictor, dataset, loader, codec, metrics: dict[str, flo
         logger.image("val/distributions", step, distributions(codec, scores, gt[0], visible[0]))
     else:
         targets, _ = codec.encode(gt[:1].to(device), visible[:1].to(device))
+        targets = targets[0] if isinstance(targets, tuple) else targets  # offset codecs: (heatmaps, ...)
         logger.image("val/heatmaps", step, keypoint_heatmaps(images[0].numpy(), scores[0].cpu().numpy(),
                                                              targets[0].cpu().numpy(), dataset.spec.names))
     logger.image("val/worst", step, worst_samples(*worst_crops(predictor, loader, count, device),

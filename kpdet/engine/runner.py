@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from kpdet.build import load_weights, spec_to_checkpoint
+from kpdet.build import load_weights, pose_decoding, spec_to_checkpoint
 from kpdet.config import save_config
 from kpdet.engine import builders, distributed, preempt
 from kpdet.engine.checkpoint import (
@@ -27,10 +27,12 @@ from kpdet.engine.checkpoint import (
 from kpdet.engine.evaluate import evaluate, summary_table
 from kpdet.engine.logger import TensorBoardLogger
 from kpdet.engine.panels import log_panels
+from kpdet.engine.points_eval import evaluate_points
+from kpdet.engine.pose_eval import evaluate_pose
 from kpdet.engine.pretrain import resolve_pretrained
 from kpdet.engine.train import StepOptions, train_one_epoch
 from kpdet.metrics import ground_distance_spearman
-from kpdet.predict import make_predictor
+from kpdet.predict import PosePredictor, make_predictor
 from kpdet.vis.matrix import matrix_picture
 
 
@@ -281,17 +283,32 @@ def _trim_history(path: Path, step: int) -> None:
 
 def _validate(cfg, predictor, c: Components, logger, step, index: int = 0) -> dict[str, float]:
     distributed.broadcast_buffers(predictor.model)
-    metrics = evaluate(predictor, c.val_loader, c.val_set, c.device, cfg.eval.nme_norm, cfg.eval.nme_pair)
+    metrics = _evaluate(cfg, predictor, c.val_loader, c.val_set, c.device)
     metrics.update(_ground_distance_metrics(c))
     logger.scalars(step, metrics, prefix="val/")
     if distributed.is_main():
         _append_history(Path(cfg.work_dir) / "history.jsonl", step, metrics)
-    if cfg.eval.vis_images > 0 and distributed.is_main() and index % cfg.eval.image_interval == 0:
+    panels = cfg.eval.vis_images > 0 and builders.pipeline_kind(cfg) in ("top_down", "whole_frame")
+    if panels and distributed.is_main() and index % cfg.eval.image_interval == 0:
         log_panels(logger, predictor, c.val_set, c.val_loader, c.codec, metrics, step, cfg.eval.vis_images,
                    c.device)
     if distributed.is_main():
         print(f"validation at step {step}:\n{summary_table(metrics)}", flush=True)
     return metrics
+
+
+def _evaluate(cfg, predictor, loader, dataset, device) -> dict[str, float]:
+    """Point metrics for point objects (data.bottom_up.task=points), OKS AP of every instance found for
+    bottom-up pose (task pose), else the keypoint metrics of the given instances."""
+    if builders.pipeline_kind(cfg) == "pose":
+        pose = PosePredictor(predictor.model, predictor.codec, predictor.activation,
+                             dataset.spec.num_keypoints, **pose_decoding(cfg))
+        return evaluate_pose(pose, loader, dataset, device)
+    if builders.pipeline_kind(cfg) == "points":
+        bu = cfg.data.bottom_up
+        return evaluate_points(predictor, loader, device, cfg.eval.point_thresholds, bu.max_peaks,
+                               bu.peak_threshold, bu.nms_kernel)
+    return evaluate(predictor, loader, dataset, device, cfg.eval.nme_norm, cfg.eval.nme_pair)
 
 
 def _append_history(path: Path, step: int, metrics: dict[str, float]) -> None:
@@ -308,6 +325,7 @@ def _save_best(cfg, work_dir: Path, c: Components, state: TrainState) -> None:
         if distributed.is_main():
             save_atomic({"model": c.eval_model.state_dict(), "epoch": state.epoch,
                          "metrics": state.last_metrics, "keypoints": spec_to_checkpoint(c.train_set.spec),
+                         "categories": _category_ids(c.train_set),
                          "config": OmegaConf.to_yaml(cfg)}, work_dir / "best.pt")
 
 
@@ -318,9 +336,16 @@ def _checkpoint(cfg, c: Components, state: TrainState) -> dict:
         "scheduler": c.scheduler.state_dict(), "scaler": c.scaler.state_dict(),
         "ema": c.ema.state_dict() if c.ema is not None else None,
         "state": asdict(state), "rng": rng_state(), "config": OmegaConf.to_yaml(cfg),
-        "keypoints": spec_to_checkpoint(c.train_set.spec),
+        "keypoints": spec_to_checkpoint(c.train_set.spec), "categories": _category_ids(c.train_set),
         "ground_distance": learner.state_dict() if (learner := getattr(c.loss_fn, "learner", None)) else None,
     }
+
+
+def _category_ids(dataset) -> list[int]:
+    """COCO category id of each heatmap channel group: one for pose, one per channel for point objects."""
+    found = [int(category["id"]) for category in getattr(dataset, "categories", [])]
+    single = getattr(dataset, "category_id", None)
+    return found or ([int(single)] if single is not None else [])
 
 
 def _dump_nonfinite(work_dir: Path, c: Components, step: int, batch: dict, loss) -> None:
@@ -377,4 +402,4 @@ def test(cfg: DictConfig, checkpoint_path: str, split: str = "test") -> dict[str
     loader = builders.build_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, False, cfg.seed)
     flip_index = dataset.spec.flip_index if cfg.eval.flip_test else None
     predictor = make_predictor(model, codec, loss_fn.activation, flip_index)
-    return evaluate(predictor, loader, dataset, device, cfg.eval.nme_norm, cfg.eval.nme_pair)
+    return _evaluate(cfg, predictor, loader, dataset, device)

@@ -9,8 +9,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from kpdet.codecs.instances import encode_point_maps
+from kpdet.codecs.pose import encode_pose_targets
 from kpdet.data.device_augment import augment_batch
 from kpdet.engine import distributed
+from kpdet.losses.ignore import ignore_pixels
 from kpdet.losses.ordinal import WithAttributeLoss
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -125,8 +128,11 @@ def _forward_backward(model, loss_fn, codec, batch, scaler, device, options: Ste
     targets, weights = encode_targets(codec, batch, device)
     if getattr(loss_fn, "mode", None) == "multiclass":
         weights = None  # softmax over keypoints: per-channel weights are undefined (CONTRACT.md)
+    ignore = batch["ignore"].to(device, non_blocking=True) if "ignore" in batch else None  # bottom-up
     with autocast(device, options.amp):
-        if isinstance(loss_fn, WithAttributeLoss):  # model.attribute: the per-instance class too
+        if ignore is not None:
+            loss = loss_fn(ignore_pixels(model(images), ignore), targets, weights)
+        elif isinstance(loss_fn, WithAttributeLoss):  # model.attribute: the per-instance class too
             classes = batch["attribute"].to(device, non_blocking=True)
             with observe_features(model, loss_fn.learner, classes):
                 outputs = model(images, with_attribute=True)
@@ -165,6 +171,12 @@ def encode_targets(codec, batch: dict, device: torch.device) -> tuple[torch.Tens
             targets = targets.to(device, non_blocking=True)
         return targets, batch["weights"].to(device, non_blocking=True)
     with torch.no_grad():
+        if "centres" in batch:  # bottom-up pose: keypoint and centre maps, centre-to-keypoint displacements
+            keys = ("keypoints", "visible", "centres", "present")
+            return encode_pose_targets(codec, *(batch[k].to(device) for k in keys))
+        if "classes" in batch:  # bottom-up point objects: every instance of a class in one map
+            return encode_point_maps(codec, batch["keypoints"].to(device, non_blocking=True),
+                                     batch["classes"].to(device), batch["visible"].to(device))
         return codec.encode(batch["keypoints"].to(device, non_blocking=True),
                             batch["visible"].to(device, non_blocking=True))
 

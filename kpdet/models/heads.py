@@ -16,11 +16,16 @@ class DeconvHead(nn.Module):
     sigmoid outputs start near 0.1 (the CenterNet / focal-loss prior).
     `head_conv` > 0 puts a 3x3 convolution (that many channels) + ReLU before
     the 1x1, as CenterNet's output heads do. `init_std`: normal init of the
-    convolution weights (SimpleBaseline: 0.001).
+    convolution weights (SimpleBaseline: 0.001). `offset`: a second 1x1 convolution gives
+    2 channels (dx, dy) per keypoint, appended after the K heatmap channels -> [B, 3K, h, w]
+    (kpdet.codecs.offset; CenterNet's `hp_offset`, DeepLabCut's locref). `displacements` > 0: a
+    third 1x1 convolution with that many channels appended last (multi-instance pose: 2K
+    centre-to-keypoint displacements, kpdet.codecs.pose).
     """
 
     def __init__(self, in_channels: int, num_keypoints: int, channels: int = 256,
-                 num_deconv: int = 3, final_bias: float = 0.0, head_conv: int = 0, init_std: float = 0.001):
+                 num_deconv: int = 3, final_bias: float = 0.0, head_conv: int = 0, init_std: float = 0.001,
+                 offset: bool = False, displacements: int = 0):
         super().__init__()
         layers = []
         for i in range(num_deconv):
@@ -36,7 +41,13 @@ class DeconvHead(nn.Module):
             self.conv = nn.Sequential(nn.Conv2d(width, head_conv, 3, padding=1), nn.ReLU(inplace=True))
             width = head_conv
         self.final = nn.Conv2d(width, num_keypoints, 1)
+        self.offset = nn.Conv2d(width, 2 * num_keypoints, 1) if offset else None
         self._init_weights(final_bias, init_std)
+        self.displacement = nn.Conv2d(width, displacements, 1) if displacements else None
+        for extra in (self.offset, self.displacement):  # regressions start at 0
+            if extra is not None:
+                nn.init.normal_(extra.weight, std=init_std)
+                nn.init.zeros_(extra.bias)
 
     def _init_weights(self, final_bias: float, init_std: float) -> None:
         """Deconvolutions and the final 1x1: normal(0, init_std); the 3x3 conv keeps PyTorch's
@@ -51,7 +62,11 @@ class DeconvHead(nn.Module):
         nn.init.constant_(self.final.bias, final_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.final(self.conv(self.deconv(x)))
+        features = self.conv(self.deconv(x))
+        if self.offset is None and self.displacement is None:
+            return self.final(features)
+        extra = [head(features) for head in (self.offset, self.displacement) if head is not None]
+        return torch.cat([self.final(features), *extra], 1)
 
 
 # Heads by name (`model.head`). Every head takes (in_channels, num_keypoints, channels, num_deconv,

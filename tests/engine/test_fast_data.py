@@ -45,3 +45,10 @@ def test_loader_workers_of_a_cached_dataset_are_forked(tiny_synthetic):
     assert builders.build_loader(plain, 4, 1, True, 0).multiprocessing_context is None
     batch = next(iter(loader))  # a forked worker reads the parent's buffer
     assert batch["image"].shape[0] == 4
+
+
+def test_whole_image_pipelines_refuse_the_top_down_speed_keys(tiny_synthetic):
+    cfg = load_config("configs/smoke.yaml", [*data_overrides(tiny_synthetic), "data.mode=bottom_up",
+                                             "data.cache=ram"])
+    with pytest.raises(ConfigError, match="data.mode=top_down only"):
+        builders.build_split(cfg, "train", train=True)

@@ -11,7 +11,8 @@ from kpdet.engine.study.spec import Study
 from kpdet.engine.study.stats import lower_is_better, paired_difference, summarize
 
 FIRST = ("dataset", "loss", "loss_type", "params", "overrides", "seed")
-SUMMARY = ("AP", "AR", "PCK@0.05", "PCK@0.1", "PCK@0.2", "EPE", "RMSE")
+SUMMARY = ("AP", "AR", "PCK@0.05", "PCK@0.1", "PCK@0.2", "EPE", "RMSE",
+           "F1@3", "AP@3", "F1@6", "AP@6", "count_MAE")  # the last five: point objects
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -158,7 +159,9 @@ def write_plots(study: Study, dataset: str, rows: list[dict], root: Path) -> dic
 
 def _curve(row: dict):
     predictions = load_predictions(row["work_dir"])
-    return None if predictions is None else plots.pck_curve(predictions)
+    if predictions is None or "gt" not in predictions:  # point objects have no PCK curve
+        return None
+    return plots.pck_curve(predictions)
 
 
 def _groups(rows: list[dict], key: str = "loss") -> dict[str, list[dict]]:

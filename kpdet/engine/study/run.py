@@ -161,6 +161,7 @@ def save_predictions(cfg: DictConfig, work: Path) -> None:
 
     device = builders.resolve_device(cfg.device)
     dataset = builders.build_split(cfg, "val", train=False)
+    points = builders.pipeline_kind(cfg) == "points"
     loss_fn = builders.build_loss_from_cfg(cfg)
     model = builders.build_model_from_cfg(cfg, dataset.spec.num_keypoints, loss_fn.activation)
     model.load_state_dict(eval_weights(load_checkpoint(work / "last.pt")))
@@ -168,5 +169,27 @@ def save_predictions(cfg: DictConfig, work: Path) -> None:
     flip_index = dataset.spec.flip_index if cfg.eval.flip_test else None
     predictor = make_predictor(model.to(device), builders.build_codec_from_cfg(cfg), loss_fn.activation,
                                flip_index)
-    predictions = predict_dataset(predictor, loader, device)
+    if points:
+        predictions = _point_arrays(cfg, predictor, loader, device)
+    else:
+        predictions = predict_dataset(predictor, loader, device)
     np.savez_compressed(work / PREDICTIONS, names=np.array(dataset.spec.names), **predictions)
+
+
+def _point_arrays(cfg: DictConfig, predictor, loader, device) -> dict[str, np.ndarray]:
+    """Point objects as flat arrays: predicted points [P, 2], scores, labels, image (index of the
+    image in val order), and the ground truth gt_points [G, 2], gt_labels, gt_image."""
+    from kpdet.engine.points_eval import predict_points
+
+    bu = cfg.data.bottom_up
+    predictions, targets = predict_points(predictor, loader, device, bu.max_peaks, bu.peak_threshold,
+                                          bu.nms_kernel)
+    out = {}
+    for prefix, items in (("", predictions), ("gt_", targets)):
+        out[f"{prefix}points"] = np.concatenate([i["points"].reshape(-1, 2) for i in items]
+                                                or [np.zeros((0, 2))])
+        out[f"{prefix}labels"] = np.concatenate([i["labels"] for i in items] or [np.zeros(0, int)])
+        out[f"{prefix}image"] = np.concatenate([np.full(len(i["labels"]), n) for n, i in enumerate(items)]
+                                               or [np.zeros(0, int)])
+    out["scores"] = np.concatenate([i["scores"] for i in predictions] or [np.zeros(0)])
+    return out

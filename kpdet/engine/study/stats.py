@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-LOWER_IS_BETTER = ("EPE", "RMSE", "NME", "FR@", "ECE", "attribute_MAE")
+LOWER_IS_BETTER = ("EPE", "RMSE", "NME", "FR@", "ECE", "attribute_MAE", "count_MAE")
 
 
 def lower_is_better(metric: str) -> bool:

@@ -1,0 +1,107 @@
+"""Multi-instance pose, bottom-up (CenterNet's multi_pose, Zhou et al. 2019): K keypoint maps plus one
+instance-centre map, centre-to-keypoint displacements, grouping by snapping to keypoint peaks.
+
+Head output layout (data.bottom_up.task=pose): the heatmap part for C = K + 1 channels (K keypoint
+logits, then the centre's; with model.offset, 3C channels as kpdet.codecs.offset), then 2K
+displacement channels (dx, dy of keypoint k at channel 2k, 2k + 1), in heatmap px, read at an
+instance's centre pixel: keypoint k of the instance centred at integer pixel n is n + d_k(n).
+
+Decoding: the centre map's peaks (max-pool suppression, top-N, score > threshold) are the
+instances (instance score = centre score); each regresses its K keypoints; a regressed keypoint
+snaps to the nearest peak of its keypoint map (score > threshold) within
+max(2, snap_fraction * instance size) heatmap px (instance size = the larger side of the extent
+of its regressed keypoints; CenterNet snaps within the regressed box), taking that peak's
+sub-pixel location and score; otherwise it keeps the regressed location with the keypoint map's
+score at that pixel. Batched over images, instances and keypoints.
+"""
+from __future__ import annotations
+
+import torch
+
+from .instances import encode_point_maps
+from .offset import gather_offsets
+from .peaks import local_maxima
+
+
+def split_pose_outputs(outputs: torch.Tensor, num_keypoints: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, heat + 2K, H, W] -> (heatmap part [B, heat, H, W], displacements [B, K, 2, H, W])."""
+    B, _, H, W = outputs.shape
+    K = num_keypoints
+    return outputs[:, :-2 * K], outputs[:, -2 * K:].reshape(B, K, 2, H, W)
+
+
+def displacement_targets(codec, keypoints: torch.Tensor, visible: torch.Tensor,
+                         centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """keypoints [B, M, K, 2], visible [B, M, K] (0 for padding), centres [B, M, 2], input px ->
+    (targets [B, K, 2, H, W]: keypoint - centre pixel in heatmap px at each instance's centre pixel
+    (the mean where two centres share a pixel), mask [B, K, H, W]: 1 where trained)."""
+    W, H = codec.heatmap_size
+    B, M, K, _ = keypoints.shape
+    near = torch.floor(codec.to_heatmap(centres.float()) + 0.5)  # [B, M, 2]
+    inside = (near[..., 0] >= 0) & (near[..., 0] < W) & (near[..., 1] >= 0) & (near[..., 1] < H)
+    valid = ((visible > 0) & inside[..., None]).float()  # [B, M, K]
+    d = (codec.to_heatmap(keypoints.float()) - near[:, :, None]).nan_to_num(0.0) * valid[..., None]
+    index = (near[..., 1].clamp(0, H - 1) * W + near[..., 0].clamp(0, W - 1)).long()  # [B, M]
+    total = d.new_zeros(B, K, 2, H * W).scatter_add(3, index[:, None, None, :].expand(B, K, 2, M),
+                                                    d.permute(0, 2, 3, 1))
+    count = d.new_zeros(B, K, H * W).scatter_add(2, index[:, None, :].expand(B, K, M), valid.transpose(1, 2))
+    targets = total / count[:, :, None].clamp_min(1.0)
+    return targets.view(B, K, 2, H, W), (count > 0).float().view(B, K, H, W)
+
+
+def encode_pose_targets(codec, keypoints: torch.Tensor, visible: torch.Tensor, centres: torch.Tensor,
+                        present: torch.Tensor):
+    """keypoints [B, M, K, 2], visible [B, M, K], centres [B, M, 2] (input px), present [B, M] ->
+    ((heatmap targets of the K + 1 maps, as encode_point_maps gives them for the codec, displacement
+    targets [B, K, 2, H, W], displacement mask [B, K, H, W]), weights [B, K + 1])."""
+    B, M, K, _ = keypoints.shape
+    visible = visible * present[..., None]
+    points = torch.cat([keypoints, centres[:, :, None]], 2).reshape(B, M * (K + 1), 2)
+    shown = torch.cat([visible, present[..., None]], 2).reshape(B, M * (K + 1))
+    classes = torch.eye(K + 1, device=keypoints.device).expand(B, M, K + 1, K + 1)
+    classes = classes.reshape(B, M * (K + 1), K + 1)
+    maps, weights = encode_point_maps(codec, points, classes, shown)
+    inner = getattr(codec, "codec", codec)
+    displacements, mask = displacement_targets(inner, keypoints, visible, centres)
+    return (maps, displacements, mask), weights
+
+
+def _peaks(scores: torch.Tensor, count: int, kernel: int):
+    """Top `count` local maxima per channel of [B, C, H, W] -> (x, y long, values) [B, C, M]."""
+    H, W = scores.shape[-2:]
+    values, index = local_maxima(scores, kernel).flatten(2).topk(min(count, H * W), dim=-1)
+    return index % W, index // W, values
+
+
+def decode_pose(codec, scores: torch.Tensor, offsets: torch.Tensor | None, displacements: torch.Tensor,
+                max_instances: int = 20, threshold: float = 0.1, kernel: int = 3, snap_fraction: float = 0.3,
+                max_peaks: int = 30) -> dict[str, torch.Tensor]:
+    """scores [B, K + 1, H, W] activated (centre last), offsets [B, K + 1, 2, H, W] or None,
+    displacements [B, K, 2, H, W] -> {"keypoints" [B, N, K, 2] input px, "scores" [B, N, K],
+    "instance_scores" [B, N], "keep" [B, N] (centre score > threshold)}; module docstring."""
+    scores = scores.float()
+    B, C, H, W = scores.shape
+    K = C - 1
+    inner = getattr(codec, "codec", codec)
+    cx, cy, centre_scores = (t[:, 0] for t in _peaks(scores[:, K:], max_instances, kernel))  # [B, N]
+    flat = displacements.float().flatten(3)  # [B, K, 2, HW]
+    at_centre = flat.gather(3, (cy * W + cx)[:, None, None, :].expand(B, K, 2, cx.shape[1]))
+    regressed = torch.stack([cx, cy], -1)[:, :, None].float() + at_centre.permute(0, 3, 1, 2)  # [B, N, K, 2]
+    kx, ky, kv = _peaks(scores[:, :K], max_peaks, kernel)  # [B, K, J]
+    shift = gather_offsets(offsets[:, :K].float(), kx, ky) if offsets is not None else inner.offsets(
+        scores[:, :K], kx, ky)
+    peaks = torch.stack([kx, ky], -1).float() + shift  # [B, K, J, 2]
+    distance = (regressed[:, :, :, None] - peaks[:, None]).norm(dim=-1)  # [B, N, K, J]
+    distance = distance.masked_fill(~(kv > threshold)[:, None], float("inf"))
+    best, j = distance.min(-1)  # [B, N, K]
+    extent = (regressed.amax(2) - regressed.amin(2)).amax(-1)  # [B, N]
+    snapped = best <= (snap_fraction * extent).clamp_min(2.0)[..., None]
+    index = j[..., None, None].expand(B, -1, K, 1, 2)
+    snapped_loc = peaks[:, None].expand(B, j.shape[1], K, -1, 2).gather(3, index)[..., 0, :]
+    snapped_score = kv[:, None].expand(B, j.shape[1], K, -1).gather(3, j[..., None])[..., 0]
+    location = torch.where(snapped[..., None], snapped_loc, regressed)
+    rx = regressed[..., 0].round().clamp(0, W - 1).long()
+    ry = regressed[..., 1].round().clamp(0, H - 1).long()
+    there = scores[:, :K].flatten(2).gather(2, (ry * W + rx).permute(0, 2, 1)).permute(0, 2, 1)  # [B, N, K]
+    return {"keypoints": inner.to_input(location), "scores": torch.where(snapped, snapped_score, there),
+            "instance_scores": centre_scores, "keep": centre_scores > threshold}
