@@ -1,10 +1,12 @@
 """Multi-instance pose loss: the heatmap loss (with or without offsets) plus CenterNet's displacement L1."""
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
+
+from kpdet.losses.offset import HeatmapPlusRegression, masked_l1
 
 
-class WithDisplacementLoss(nn.Module):
+class WithDisplacementLoss(HeatmapPlusRegression):
     """L = heatmap_loss(pred[:, :-2K], heatmap targets, w) + weight * L1, with
 
         L1 = sum_{b,k,p} m (|o_x - t_x| + |o_y - t_y|) / (2 max(1, sum m))
@@ -15,18 +17,8 @@ class WithDisplacementLoss(nn.Module):
     `activation` (and `mode`, `prior`) are the heatmap loss's.
     """
 
-    def __init__(self, heatmap_loss: nn.Module, weight: float = 1.0):
-        super().__init__()
-        self.heatmap = heatmap_loss
-        self.weight = float(weight)
-        self.activation = heatmap_loss.activation
-        for name in ("mode", "prior"):
-            if hasattr(heatmap_loss, name):
-                setattr(self, name, getattr(heatmap_loss, name))
-
     def forward(self, pred: Tensor, target, weight: Tensor | None = None) -> Tensor:
         heat_targets, displacements, mask = target
         B, K, _, H, W = displacements.shape
-        error = (pred[:, -2 * K:].float().view(B, K, 2, H, W) - displacements).abs().sum(2)
-        l1 = (error * mask).sum() / (2 * mask.sum().clamp_min(1.0))
+        l1 = masked_l1(pred[:, -2 * K:].view(B, K, 2, H, W), displacements, mask)
         return self.heatmap(pred[:, :-2 * K], heat_targets, weight) + self.weight * l1
