@@ -80,7 +80,11 @@ def test_compare_losses_tool_trains_each_loss_and_tabulates(tiny_synthetic, tmp_
     assert set(results) == {"daf", "mse"} and all(len(v["AP"]) == 2 for v in results.values())
     assert sorted(p.name for p in (tmp_path / "default" / "mse").iterdir()) == ["seed0", "seed1"]
     rows = [line for line in out.splitlines() if line.startswith("| daf") or line.startswith("| mse")]
-    assert len(rows) == 4 and "±" in rows[0]  # summary (mean ± std over the two seeds) and timing rows
+    # summary (mean ± std over the two seeds) and timing rows, then one row per run (loss, seed, ...)
+    assert len(rows) == 8 and "±" in rows[0]
+    per_run = [line.split("|")[1:3] for line in rows[4:]]
+    assert sorted((loss.strip(), seed.strip()) for loss, seed in per_run) == [
+        ("daf", "0"), ("daf", "1"), ("mse", "0"), ("mse", "1")]
     ranked = [line for line in out.splitlines() if line.startswith(("| 1 | ", "| 2 | "))]
     assert len(ranked) == 2 and "| 2 |" in ranked[0]  # rank, loss, n = 2 seeds
     assert (tmp_path / "results.csv").read_text().count("\ndefault,") == 4  # one row per run
