@@ -1,3 +1,4 @@
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -29,6 +30,38 @@ def _approx_of_plain_numbers(expected, *args, **kwargs):
 
 
 _plain_approx, pytest.approx = pytest.approx, _approx_of_plain_numbers
+
+
+HAS_TIMM = importlib.util.find_spec("timm") is not None
+needs_timm = pytest.mark.skipif(not HAS_TIMM, reason="the timm extra is not installed")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread for the test: small-op models (HRNet runs ~400 small ops per pass) were
+    10-40x slower with 2 threads than with 1 on the loaded shared 2-core test machine (0.8-4.3 s
+    against 0.1 s per forward + backward, measured under load 7). Use with
+    `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def die_at_epoch(monkeypatch, epoch: int):
+    """Make `runner.fit` die (KeyboardInterrupt) as it starts `epoch` (0-based), after the previous
+    epoch's checkpoint, as a killed run would; returns the function that undoes it."""
+    from kpdet.engine import runner
+
+    original = runner.train_one_epoch
+
+    def dying(*args, **kwargs):
+        if args[8] == epoch:  # train_one_epoch's epoch index
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "train_one_epoch", dying)
+    return lambda: monkeypatch.setattr(runner, "train_one_epoch", original)
 
 
 @pytest.fixture(scope="session")

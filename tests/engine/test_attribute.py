@@ -18,13 +18,7 @@ from tests.conftest import data_overrides
 ATTRIBUTE = "model.attribute={field: occlusion_bin, classes: 4}"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a loaded shared CPU two threads are many times slower, not faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_off_is_the_keypoint_model_exactly():

@@ -1,6 +1,5 @@
 """HRNet and a timm trunk through the whole pipeline: ONNX export checked by onnxruntime, the
 Predictor with flip test (PyTorch and ONNX alike), and an interrupted run that resumes exactly."""
-import importlib.util
 
 import numpy as np
 import pytest
@@ -8,20 +7,12 @@ import torch
 
 from kpdet.config import load_config
 from kpdet.engine import runner
-from tests.conftest import data_overrides, write_checkpoint
+from tests.conftest import data_overrides, die_at_epoch, needs_timm, write_checkpoint
 
-needs_timm = pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason="the timm extra is missing")
 TRUNKS = ["hrnet_w18_small", pytest.param("timm/resnet10t", marks=needs_timm)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """HRNet runs ~400 small ops per pass: on the shared 2-core test machine 2 torch threads made a
-    forward + backward 10-40x slower than 1 (0.8-4.3 s against 0.1 s, measured under load 7)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("backbone", TRUNKS)
@@ -49,17 +40,10 @@ def test_interrupted_then_resumed_equals_uninterrupted(backbone, tiny_synthetic,
                                                   "train.val_interval=2", "eval.vis_images=0", *extra])
 
     reference = runner.fit(config(tmp_path / "full"))
-    original = runner.train_one_epoch
-
-    def stop_in_second_epoch(*args, **kwargs):
-        if args[8] == 1:  # epoch index: the run dies after epoch 0's checkpoint
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(runner, "train_one_epoch", stop_in_second_epoch)
+    undo = die_at_epoch(monkeypatch, 1)  # the run dies after epoch 0's checkpoint
     with pytest.raises(KeyboardInterrupt):
         runner.fit(config(tmp_path / "cut"))
-    monkeypatch.setattr(runner, "train_one_epoch", original)
+    undo()
     assert runner.fit(config(tmp_path / "cut", "resume=auto")) == reference
     full, cut = (torch.load(tmp_path / d / "last.pt", weights_only=True)["model"] for d in ("full", "cut"))
     assert full.keys() == cut.keys() and all(torch.equal(full[k], cut[k]) for k in full)

@@ -83,17 +83,10 @@ def pck(keypoints, crops, threshold=0.1 * 64):
     return (close & (crops["visible"] > 0)).sum().item() / (crops["visible"] > 0).sum().item()
 
 
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: on a loaded shared CPU two threads are many times slower, not faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("name", ["squared_emd", "bin_ce", "bin_kl"])
-def test_a_short_run_learns(name, crops, one_thread):
+def test_a_short_run_learns(name, crops, one_torch_thread):
     """30 steps on 8 fixed crops: the loss falls by a fifth and PCK@0.1 rises well above its untrained
     value (0.08; after: 0.53 squared_emd, 0.87 bin_ce, 0.56 bin_kl)."""
     torch.manual_seed(0)
@@ -216,7 +209,7 @@ def test_ordinal_configs_match_their_heatmap_counterparts(ordinal, heatmap):
         assert ce == a
 
 
-def test_onnx_export_of_the_ordinal_head_gives_the_same_keypoints(tmp_path, one_thread):
+def test_onnx_export_of_the_ordinal_head_gives_the_same_keypoints(tmp_path, one_torch_thread):
     from kpdet.export import OnnxModel, export_onnx, largest_difference
 
     codec = build_codec({"type": "ordinal_xy", "split": 2}, input_size=SIZE)

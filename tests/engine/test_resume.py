@@ -12,7 +12,7 @@ from kpdet.config import load_config
 from kpdet.engine import checkpoint as ckpt
 from kpdet.engine import runner
 from kpdet.engine.train import NonFiniteError
-from tests.conftest import ROOT, data_overrides
+from tests.conftest import ROOT, data_overrides, die_at_epoch
 
 EPOCHS = ["train.epochs=3", "train.max_iters_per_epoch=2", "eval.vis_images=0"]
 
@@ -35,18 +35,11 @@ def assert_same_weights(a: dict, b: dict):
 
 
 def test_interrupted_then_resumed_equals_uninterrupted(uninterrupted, tiny_synthetic, tmp_path, monkeypatch):
-    original = runner.train_one_epoch
-
-    def stop_in_second_epoch(*args, **kwargs):
-        if args[8] == 1:  # epoch index: the run dies after epoch 1's checkpoint
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(runner, "train_one_epoch", stop_in_second_epoch)
+    undo = die_at_epoch(monkeypatch, 1)  # the run dies after epoch 1's checkpoint
     with pytest.raises(KeyboardInterrupt):
         runner.fit(config(tiny_synthetic, tmp_path))
     assert torch.load(tmp_path / "last.pt", weights_only=True)["state"]["epoch"] == 1
-    monkeypatch.setattr(runner, "train_one_epoch", original)
+    undo()
     metrics = runner.fit(config(tiny_synthetic, tmp_path, "resume=auto"))
     reference, reference_metrics = uninterrupted
     assert_same_weights(torch.load(tmp_path / "last.pt", weights_only=True)["model"], reference["model"])

@@ -1,6 +1,5 @@
 """Trunks and the neck: HRNet against the paper's table, timm trunks, stride-chosen deconvolutions,
 every head on every (small) trunk, pretrained files and their errors."""
-import importlib.util
 import sys
 
 import pytest
@@ -10,20 +9,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from kpdet.models import BACKBONES, build_backbone, build_model, neck_deconvs
 from kpdet.models.hrnet import HRNetBackbone
+from tests.conftest import needs_timm
 
-HAS_TIMM = importlib.util.find_spec("timm") is not None
-needs_timm = pytest.mark.skipif(not HAS_TIMM, reason="the timm extra is not installed")
 SMALL = ["resnet18", "hrnet_w18_small", pytest.param("timm/resnet10t", marks=needs_timm)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """HRNet runs ~400 small ops per pass: on the shared 2-core test machine 2 torch threads made a
-    forward + backward 10-40x slower than 1 (0.8-4.3 s against 0.1 s, measured under load 7)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def pose_hrnet_on_meta(name: str, keypoints: int = 17) -> tuple[int, float]:
