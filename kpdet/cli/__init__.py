@@ -62,8 +62,9 @@ def main(argv: Sequence[str] | None = None):
         _top_parser().parse_args(argv)  # prints the command list (--help) or the usage error, exits
     name, rest = argv[0], argv[1:]
     parser = command_parser(name)
-    # Intermixed: `kpdet train CONFIG key=value --debug key=value` (not for commands with subcommands).
-    parse = parser.parse_args if parser._subparsers else parser.parse_intermixed_args
+    # Intermixed: `kpdet train CONFIG key=value --debug key=value`; argparse cannot intermix subcommands.
+    intermixed = not getattr(_module(name), "SUBCOMMANDS", False)
+    parse = parser.parse_intermixed_args if intermixed else parser.parse_args
     args = parse(rest)
     debug = args.debug or os.environ.get("KPDET_DEBUG") == "1"
     return _run(lambda: _module(name).run(args), debug)

@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+SUBCOMMANDS = True  # dlc2coco, pts2coco, ...: parsed with parse_args, not intermixed
+
 
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="format", required=True)

@@ -11,6 +11,7 @@ A trunk file is {"trunk": the backbone's state dict, "backbone": name, "pretrain
 """
 from __future__ import annotations
 
+import copy
 import fcntl
 import os
 import time
@@ -64,7 +65,7 @@ def resolve_pretrained(cfg: DictConfig) -> DictConfig:
                             f"once before torchrun: kpdet pretrain --backbone {cfg.model.backbone} "
                             f"--epochs {epochs}")
         pretrain(cfg.model.backbone, epochs, cache_root(cfg.model.pretrained_cache))
-    cfg = cfg.copy()
+    cfg = copy.deepcopy(cfg)
     cfg.model.pretrained = str(path)
     return cfg
 
