@@ -1,6 +1,7 @@
 """Bottom-up decoding speed: kpdet's batched decoders against a per-image CenterNet-style loop.
 
     OMP_NUM_THREADS=1 python benchmarks/bottom_up_decode.py [--threads 1] [--reps 30] [--batch 16]
+                                                          [--against GIT_REV]
 
 Baseline: benchmarks/reference_decode.py, a per-image PyTorch version of CenterNet's
 `multi_pose_decode` (and of its NMS + top-k for points), with the snapping rule adapted to kpdet's
@@ -15,14 +16,24 @@ Cases (the shipped configs' sizes and decoding parameters):
 The maps look like a trained model's: Gaussian peaks (sigma 2 px) of several instances at random
 heights, some keypoints occluded (no peak), distractor blobs, background noise, displacements that
 miss their keypoint by ~1 px; fixed seed. Times are medians of `reps` interleaved runs.
+
+`--against REV` also times kpdet's decoders as they were at git revision REV (kpdet/codecs loaded
+from `git archive REV`) and asserts that their outputs equal this tree's exactly (every slot,
+kept or not): the check that a speed-up changed no output.
 """
 from __future__ import annotations
 
 import argparse
+import atexit
+import importlib
+import io
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -106,6 +117,23 @@ def codec(input_size):
     return OffsetCodec(inner, radius=1)
 
 
+def decoders_at(rev: str) -> dict:
+    """kpdet's pose and points decoders as they were at git revision `rev`: kpdet/codecs from
+    `git archive`, imported as a throwaway package (its __init__, which registers codecs, left out)."""
+    archive = subprocess.run(["git", "archive", rev, "kpdet/codecs"], cwd=ROOT, capture_output=True,
+                             check=True).stdout
+    root = Path(tempfile.mkdtemp(prefix="kpdet_rev_"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(root, filter="data")
+    package = f"kpdet_codecs_at_{rev.replace('~', '_').replace('^', '_')}"
+    (root / "kpdet" / "codecs").rename(root / package)
+    (root / package / "__init__.py").write_text("")
+    sys.path.insert(0, str(root))
+    return {"pose": importlib.import_module(f"{package}.pose").decode_pose,
+            "points": importlib.import_module(f"{package}.instances").decode_points}
+
+
 def cases(batch: int, decoders: dict | None = None):
     """-> {case: (kpdet's call, the per-image reference's call)} on fixed-seed maps."""
     decoders = decoders or {"pose": decode_pose, "points": decode_points}
@@ -166,18 +194,34 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--against", metavar="REV", help="also time kpdet/codecs at this git revision")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     runs = cases(args.batch)
     found = {name: assert_same(ours(), ref(), name) for name, (ours, ref) in runs.items()}
     fns = {f"{name} {who}": fn for name, pair in runs.items() for who, fn in zip(("kpdet", "reference"), pair)}
+    if args.against:
+        for name, (old, _) in cases(args.batch, decoders_at(args.against)).items():
+            new = runs[name][0]()
+            assert all(torch.equal(a, b) for a, b in zip(new.values(), old().values())), \
+                f"{name}: this tree's decoder and {args.against}'s give different outputs"
+            fns[f"{name} before"] = old
     ms = median_ms(fns, args.reps)
     print(f"## Bottom-up decode, batch {args.batch} ({machine()})\n")
-    print("| case | detections (identical) | kpdet ms / batch | per-image CenterNet-style ms / batch | speed-up |")
-    print("|---|---|---:|---:|---:|")
-    for name in runs:
+    print(table(ms, found, args.against))
+
+
+def table(ms: dict, found: dict, against: str | None) -> str:
+    before = f" kpdet at {against} ms / batch |" if against else ""
+    lines = [f"| case | detections (identical) | kpdet ms / batch |{before} per-image CenterNet-style ms / batch "
+             f"| speed-up{' (vs ' + against + ')' if against else ''} |",
+             "|---|---|---:|" + ("---:|" if against else "") + "---:|---:|"]
+    for name in found:
         ours, ref = ms[f"{name} kpdet"], ms[f"{name} reference"]
-        print(f"| {name} | {found[name]} | {ours:.2f} | {ref:.2f} | {ref / ours:.1f}x |")
+        old = f" {ms[f'{name} before']:.2f} |" if against else ""
+        gain = f" ({ms[f'{name} before'] / ours:.1f}x)" if against else ""
+        lines.append(f"| {name} | {found[name]} | {ours:.2f} |{old} {ref:.2f} | {ref / ours:.1f}x{gain} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
