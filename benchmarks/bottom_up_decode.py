@@ -42,11 +42,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from reference_decode import per_image, points_one_image, pose_one_image  # noqa: E402
+
 from kpdet.codecs import build_codec  # noqa: E402
 from kpdet.codecs.instances import decode_points  # noqa: E402
 from kpdet.codecs.offset import OffsetCodec  # noqa: E402
 from kpdet.codecs.pose import decode_pose  # noqa: E402
-from reference_decode import per_image, points_one_image, pose_one_image  # noqa: E402
 
 STRIDE = 4
 POSE = {"input": (320, 256), "K": 17, "decode": {"max_instances": 8, "threshold": 0.1, "kernel": 3,
@@ -113,8 +114,8 @@ def points_maps(batch: int, g: torch.Generator):
 # --- the two decoders ----------------------------------------------------------------------------
 def codec(input_size):
     W, H = input_size
-    inner = build_codec({"type": "msra", "sigma": 2.0}, input_size=(W, H), heatmap_size=(W // STRIDE, H // STRIDE))
-    return OffsetCodec(inner, radius=1)
+    heatmap = (W // STRIDE, H // STRIDE)
+    return OffsetCodec(build_codec({"type": "msra", "sigma": 2.0}, input_size=(W, H), heatmap_size=heatmap))
 
 
 def decoders_at(rev: str) -> dict:
@@ -158,7 +159,8 @@ def assert_same(ours: dict, ref: dict, name: str) -> str:
     location = "keypoints" if "keypoints" in ours else "points"
     for key in ("instance_scores", "scores"):
         if key in ours:
-            torch.testing.assert_close(ours[key][keep], ref[key][keep], atol=1e-6, rtol=0, msg=f"{name}: {key}")
+            torch.testing.assert_close(ours[key][keep], ref[key][keep], atol=1e-6, rtol=0,
+                                       msg=f"{name}: {key}")
     torch.testing.assert_close(ours[location][keep], ref[location][keep], atol=1e-4, rtol=0,
                                msg=f"{name}: {location}")
     found = int(keep.sum())
@@ -199,7 +201,8 @@ def main():
     torch.set_num_threads(args.threads)
     runs = cases(args.batch)
     found = {name: assert_same(ours(), ref(), name) for name, (ours, ref) in runs.items()}
-    fns = {f"{name} {who}": fn for name, pair in runs.items() for who, fn in zip(("kpdet", "reference"), pair)}
+    fns = {f"{name} {who}": fn for name, (ours, ref) in runs.items() for who, fn in (("kpdet", ours),
+                                                                                       ("reference", ref))}
     if args.against:
         for name, (old, _) in cases(args.batch, decoders_at(args.against)).items():
             new = runs[name][0]()
@@ -213,8 +216,8 @@ def main():
 
 def table(ms: dict, found: dict, against: str | None) -> str:
     before = f" kpdet at {against} ms / batch |" if against else ""
-    lines = [f"| case | detections (identical) | kpdet ms / batch |{before} per-image CenterNet-style ms / batch "
-             f"| speed-up{' (vs ' + against + ')' if against else ''} |",
+    lines = [f"| case | detections (identical) | kpdet ms / batch |{before} per-image CenterNet-style "
+             f"ms / batch | speed-up{' (vs ' + against + ')' if against else ''} |",
              "|---|---|---:|" + ("---:|" if against else "") + "---:|---:|"]
     for name in found:
         ours, ref = ms[f"{name} kpdet"], ms[f"{name} reference"]
