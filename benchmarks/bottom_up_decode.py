@@ -217,7 +217,7 @@ def main():
 def table(ms: dict, found: dict, against: str | None) -> str:
     before = f" kpdet at {against} ms / batch |" if against else ""
     lines = [f"| case | detections (identical) | kpdet ms / batch |{before} per-image CenterNet-style "
-             f"ms / batch | speed-up{' (vs ' + against + ')' if against else ''} |",
+             f"ms / batch | speed-up vs the reference{' (vs ' + against + ')' if against else ''} |",
              "|---|---|---:|" + ("---:|" if against else "") + "---:|---:|"]
     for name in found:
         ours, ref = ms[f"{name} kpdet"], ms[f"{name} reference"]
