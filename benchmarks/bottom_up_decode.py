@@ -17,6 +17,9 @@ The maps look like a trained model's: Gaussian peaks (sigma 2 px) of several ins
 heights, some keypoints occluded (no peak), distractor blobs, background noise, displacements that
 miss their keypoint by ~1 px; fixed seed. Times are medians of `reps` interleaved runs.
 
+A third column runs the same per-image loop with kpdet's suppression (kpdet.codecs.peaks
+.local_maxima) in place of the max-pool: kpdet against it is what batching alone gains.
+
 `--against REV` also times kpdet's decoders as they were at git revision REV (kpdet/codecs loaded
 from `git archive REV`) and asserts that their outputs equal this tree's exactly (every slot,
 kept or not): the check that a speed-up changed no output.
@@ -47,11 +50,13 @@ from reference_decode import per_image, points_one_image, pose_one_image  # noqa
 from kpdet.codecs import build_codec  # noqa: E402
 from kpdet.codecs.instances import decode_points  # noqa: E402
 from kpdet.codecs.offset import OffsetCodec  # noqa: E402
+from kpdet.codecs.peaks import local_maxima  # noqa: E402
 from kpdet.codecs.pose import decode_pose  # noqa: E402
 
 STRIDE = 4
 POSE = {"input": (320, 256), "K": 17, "decode": {"max_instances": 8, "threshold": 0.1, "kernel": 3,
                                                   "snap_fraction": 0.3, "max_peaks": 20}}
+REFERENCE, SWAPPED = "CenterNet-style loop", "loop + kpdet NMS"
 POINTS = {"input": (256, 256), "C": 3, "decode": {"max_peaks": 128, "threshold": 0.1, "kernel": 3}}
 
 
@@ -135,20 +140,34 @@ def decoders_at(rev: str) -> dict:
             "points": importlib.import_module(f"{package}.instances").decode_points}
 
 
-def cases(batch: int, decoders: dict | None = None):
-    """-> {case: (kpdet's call, the per-image reference's call)} on fixed-seed maps."""
+def kpdet_suppression(heat: torch.Tensor, kernel: int) -> torch.Tensor:
+    """kpdet's local maxima for one image [C, H, W] (the reference's step 1 swapped)."""
+    return local_maxima(heat[None], kernel)[0]
+
+
+def cases(batch: int, decoders: dict | None = None) -> dict:
+    """-> {case: {"kpdet": batched call, REFERENCE: the per-image CenterNet-style loop, SWAPPED: that
+    loop with kpdet's suppression (what batching alone gains)}} on fixed-seed maps."""
     decoders = decoders or {"pose": decode_pose, "points": decode_points}
     g = torch.Generator().manual_seed(0)
     scores, offsets, disp = pose_maps(batch, g)
     pose_codec, stride = codec(POSE["input"]), (float(STRIDE), float(STRIDE))
     pts_scores, pts_offsets = points_maps(batch, g)
     pts_codec = codec(POINTS["input"])
+
+    pose = (scores, offsets, disp)
+    points = (pts_scores, pts_offsets)
+
+    def loop(decode, maps, params, **nms):
+        return lambda: per_image(decode, *maps, stride=stride, **params, **nms)
+
     return {
-        "pose": (lambda: decoders["pose"](pose_codec, scores, offsets, disp, **POSE["decode"]),
-                 lambda: per_image(pose_one_image, scores, offsets, disp, stride=stride, **POSE["decode"])),
-        "points": (lambda: decoders["points"](pts_codec, pts_scores, pts_offsets, **POINTS["decode"]),
-                   lambda: per_image(points_one_image, pts_scores, pts_offsets, stride=stride,
-                                     **POINTS["decode"])),
+        "pose": {"kpdet": lambda: decoders["pose"](pose_codec, *pose, **POSE["decode"]),
+                 REFERENCE: loop(pose_one_image, pose, POSE["decode"]),
+                 SWAPPED: loop(pose_one_image, pose, POSE["decode"], nms=kpdet_suppression)},
+        "points": {"kpdet": lambda: decoders["points"](pts_codec, *points, **POINTS["decode"]),
+                   REFERENCE: loop(points_one_image, points, POINTS["decode"]),
+                   SWAPPED: loop(points_one_image, points, POINTS["decode"], nms=kpdet_suppression)},
     }
 
 
@@ -200,30 +219,31 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     runs = cases(args.batch)
-    found = {name: assert_same(ours(), ref(), name) for name, (ours, ref) in runs.items()}
-    fns = {f"{name} {who}": fn for name, (ours, ref) in runs.items() for who, fn in (("kpdet", ours),
-                                                                                       ("reference", ref))}
+    found = {name: assert_same(calls["kpdet"](), calls[REFERENCE](), name) for name, calls in runs.items()}
+    for name, calls in runs.items():
+        assert_same(calls["kpdet"](), calls[SWAPPED](), name)
     if args.against:
-        for name, (old, _) in cases(args.batch, decoders_at(args.against)).items():
-            new = runs[name][0]()
-            assert all(torch.equal(a, b) for a, b in zip(new.values(), old().values())), \
+        for name, calls in cases(args.batch, decoders_at(args.against)).items():
+            new, old = runs[name]["kpdet"](), calls["kpdet"]()
+            assert all(torch.equal(new[key], old[key]) for key in new), \
                 f"{name}: this tree's decoder and {args.against}'s give different outputs"
-            fns[f"{name} before"] = old
-    ms = median_ms(fns, args.reps)
+            runs[name][f"kpdet at {args.against}"] = calls["kpdet"]
+    ms = median_ms({(name, who): fn for name, calls in runs.items() for who, fn in calls.items()}, args.reps)
     print(f"## Bottom-up decode, batch {args.batch} ({machine()})\n")
-    print(table(ms, found, args.against))
+    print(table(ms, found))
 
 
-def table(ms: dict, found: dict, against: str | None) -> str:
-    before = f" kpdet at {against} ms / batch |" if against else ""
-    lines = [f"| case | detections (identical) | kpdet ms / batch |{before} per-image CenterNet-style "
-             f"ms / batch | speed-up vs the reference{' (vs ' + against + ')' if against else ''} |",
-             "|---|---|---:|" + ("---:|" if against else "") + "---:|---:|"]
-    for name in found:
-        ours, ref = ms[f"{name} kpdet"], ms[f"{name} reference"]
-        old = f" {ms[f'{name} before']:.2f} |" if against else ""
-        gain = f" ({ms[f'{name} before'] / ours:.1f}x)" if against else ""
-        lines.append(f"| {name} | {found[name]} | {ours:.2f} |{old} {ref:.2f} | {ref / ours:.1f}x{gain} |")
+def table(ms: dict, found: dict) -> str:
+    """One row per case: ms per batch of each decoder, and how many times kpdet's is faster."""
+    names = [who for case, who in ms if case == next(iter(found))]
+    others = [who for who in names if who != "kpdet"]
+    lines = ["| case | detections (identical) | " + " | ".join(f"{who} ms / batch" for who in names)
+             + " | " + " | ".join(f"speed-up vs {who}" for who in others) + " |",
+             "|---|---|" + "---:|" * (len(names) + len(others))]
+    for case in found:
+        times = " | ".join(f"{ms[case, who]:.2f}" for who in names)
+        ratios = " | ".join(f"{ms[case, who] / ms[case, 'kpdet']:.1f}x" for who in others)
+        lines.append(f"| {case} | {found[case]} | {times} | {ratios} |")
     return "\n".join(lines)
 
 

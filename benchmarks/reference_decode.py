@@ -63,23 +63,24 @@ def read_at(field: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tens
     return torch.stack([field[rows, 0, y, x], field[rows, 1, y, x]], -1)
 
 
-def points_one_image(scores, offsets, stride, max_peaks=100, threshold=0.1, kernel=3):
+def points_one_image(scores, offsets, stride, max_peaks=100, threshold=0.1, kernel=3, nms=suppress):
     """scores [C, H, W] activated, offsets [C, 2, H, W] heatmap px, stride (sx, sy) input px per
-    heatmap px -> {"points" [C, M, 2] input px, "scores" [C, M], "keep" [C, M]}."""
-    x, y, values = best_pixels(suppress(scores.float(), kernel), max_peaks)
+    heatmap px -> {"points" [C, M, 2] input px, "scores" [C, M], "keep" [C, M]}. `nms`: step 1 (the
+    benchmark swaps in kpdet's to tell batching from the suppression kernel)."""
+    x, y, values = best_pixels(nms(scores.float(), kernel), max_peaks)
     located = torch.stack([x, y], -1).float() + read_at(offsets.float(), x, y)
     return {"points": located * torch.tensor(stride), "scores": values, "keep": values > threshold}
 
 
 def pose_one_image(scores, offsets, displacements, stride, max_instances=20, threshold=0.1, kernel=3,
-                   snap_fraction=0.3, max_peaks=30):
+                   snap_fraction=0.3, max_peaks=30, nms=suppress):
     """One image: scores [K + 1, H, W] activated (centre last), offsets [K + 1, 2, H, W] and
     displacements [K, 2, H, W] heatmap px -> {"keypoints" [N, K, 2] input px, "scores" [N, K],
-    "instance_scores" [N], "keep" [N]} (the module docstring's steps)."""
+    "instance_scores" [N], "keep" [N]} (the module docstring's steps; `nms` does step 1)."""
     scores = scores.float()
     K = scores.shape[0] - 1
     H, W = scores.shape[1:]
-    peaks = suppress(scores, kernel)
+    peaks = nms(scores, kernel)
     cx, cy, centre_scores = (t[0] for t in best_pixels(peaks[K:], max_instances))  # [N]
     N = cx.shape[0]
     at_centres = displacements[:, :, cy, cx].float().permute(2, 0, 1)  # [N, K, 2], read at each centre
