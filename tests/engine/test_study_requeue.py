@@ -4,6 +4,9 @@ run trained once, and the results name the requeued run."""
 import csv
 import json
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -65,3 +68,31 @@ def test_a_preempted_job_requeues_and_resumes_at_its_step(tiny_synthetic, tmp_pa
         assert sorted(r["requeues"] for r in csv.DictReader(f)) == ["0", "1"]
     report = (tmp_path / "study" / "results.md").read_text()
     assert f"(resumed from their step checkpoints): {signalled} seed 0 (1x)" in report
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
+def test_a_study_worker_gets_sigterm_when_the_study_process_dies(tmp_path):
+    # parent -> child (calls stop_with_parent, as every process-pool worker does at start, then
+    # waits with a SIGTERM handler); the parent dies abruptly: the child must get SIGTERM, not
+    # train on as an orphan (what `kill <study pid>` did before)
+    ready, got = tmp_path / "ready", tmp_path / "got_sigterm"
+    child = textwrap.dedent(f"""
+        import pathlib, signal, sys, time
+        from kpdet.engine.study.parallel import stop_with_parent
+        signal.signal(signal.SIGTERM, lambda *_: (pathlib.Path({str(got)!r}).touch(), sys.exit(0)))
+        assert stop_with_parent()
+        pathlib.Path({str(ready)!r}).touch()
+        time.sleep(60)
+        """)
+    parent = textwrap.dedent(f"""
+        import os, pathlib, subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", {child!r}])
+        while not pathlib.Path({str(ready)!r}).exists():
+            time.sleep(0.05)
+        os._exit(0)
+        """)
+    subprocess.run([sys.executable, "-c", parent], check=True, timeout=120)
+    deadline = time.monotonic() + 20
+    while not got.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert got.exists()

@@ -6,9 +6,11 @@ interchangeable and a crash loses at most the runs in progress.
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,7 +74,9 @@ def run_processes(runs: list[RunSpec], threads: int, devices: list[str | None]) 
 
 
 def _claim_slot(slots, threads: int) -> None:
-    """Worker start: pin a GPU (before CUDA is initialised) and split the CPU threads."""
+    """Worker start: stop with the study process, pin a GPU (before CUDA is initialised) and split
+    the CPU threads."""
+    stop_with_parent()
     device = slots.get()
     if device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = device
@@ -80,6 +84,18 @@ def _claim_slot(slots, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def stop_with_parent(signum: int = signal.SIGTERM) -> bool:
+    """Linux: have the kernel send this process `signum` when its parent dies, so that a study killed
+    by a scheduler or `kill` does not leave its workers training as orphans: they get SIGTERM, write
+    last.pt at the step (preempt.py) and exit, and the rerun study resumes them. False elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return False
+    return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
 
 
 def run_submitit(runs: list[RunSpec], parallel: Parallel, folder: Path, workers: int = 1) -> list[str]:
