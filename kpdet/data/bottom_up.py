@@ -161,11 +161,16 @@ class WholeImageDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    seeded_index = True  # accepts (index, seed) from data.sampling.SeededSampler
+
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """One whole image (module docstring). `index` may be (index, seed): the sample's random
+        draws then come from `seed`, not from torch's generator (data.sampling, loader workers)."""
+        index, seed = index if isinstance(index, tuple) else (index, None)
         info, kept, ignore = self.images[index]
         image = coco_io.read_image(self.img_dir / info["file_name"], info["id"],
                                    (info.get("width"), info.get("height")))
-        rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, ())) if seed is None else seed)
         params = T.sample_aug_params(rng, **self.aug) if self.train else T.AugParams()
         matrix = letterbox_matrix(image.shape[1], image.shape[0], self.input_size, params)
         crop = T.warp_image(image, matrix, self.input_size)
