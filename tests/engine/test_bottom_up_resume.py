@@ -26,12 +26,16 @@ TASKS = {
 }
 
 
-def config(task: str, root, work, *extra):
-    path, _, overrides = TASKS[task]
+def overrides(task: str, root, work, *extra) -> list[str]:
+    """The tiny run's key=value overrides of the task's config (TASKS)."""
     ann = "train.json"  # the tiny sets validate on their training images
     data = [f"data.{s}.{key}={root / name}" for s in ("train", "val")
             for key, name in (("ann_file", ann), ("img_dir", "images"))]
-    return load_config(path, [*data, f"work_dir={work}", *BUDGET, *overrides, *extra])
+    return [*data, f"work_dir={work}", *BUDGET, *TASKS[task][2], *extra]
+
+
+def config(task: str, root, work, *extra):
+    return load_config(TASKS[task][0], overrides(task, root, work, *extra))
 
 
 def finished(work) -> tuple[dict, str]:
