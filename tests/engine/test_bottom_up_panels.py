@@ -87,8 +87,20 @@ def test_points_panels_show_the_ground_truth_and_one_cross_per_decoded_peak(tiny
         assert count - 1 == 3
         for (x, y), channel in (((12, 20), 0), ((40, 48), 2), ((48, 12), 1)):
             assert tuple(peaks[y, x]) == tuple(peaks[y + 2, x + 2]) == PALETTE[channel]
-    # heatmaps: one [prediction | target] cell per class, image 0
-    assert log.images["val/heatmaps"].shape == (64 + CAPTION, 3 * 2 * 64, 3)
+    # heatmaps: one [prediction | target] cell per class, image 0; JET makes a peak red: each class's
+    # prediction is reddest at its one peak, its target at one of image 0's points of that class
+    heatmaps = log.images["val/heatmaps"]
+    assert heatmaps.shape == (64 + CAPTION, 3 * 2 * 64, 3)
+    sample = dataset[0]
+    real = sample["labels"] >= 0
+    points, labels = sample["keypoints"][real].numpy(), sample["labels"][real].numpy()
+    for channel, peak in ((0, (12, 20)), (1, (48, 12)), (2, (40, 48))):
+        pair = heatmaps[CAPTION:, channel * 128:(channel + 1) * 128].astype(int)
+        for half, wanted in ((pair[:, :64], [peak]), (pair[:, 64:], points[labels == channel])):
+            if len(wanted):
+                redness = half[..., 0] - half[..., 2]
+                y, x = np.unravel_index(np.argmax(redness), redness.shape)
+                assert np.linalg.norm(np.array(wanted) - (x, y), axis=1).min() <= 2, (channel, x, y)
 
 
 def test_pose_panels_group_each_instance_in_its_own_colour(dumbbells, tmp_path):
