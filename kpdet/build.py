@@ -115,7 +115,8 @@ def build_attribute_loss(attribute: DictConfig):
     if a["ground_distance"] == "matrix":
         params["matrix"] = a["matrix"]
     if a["ground_distance"] == "learned":
-        params.update(warmup_epochs=a["warmup_epochs"], balance=a["balance"])
+        params.update(warmup_epochs=a["warmup_epochs"], balance=a["balance"],
+                      learned_distance=a["learned_distance"], centroid_momentum=a["centroid_momentum"])
     try:
         return build_loss({"type": "squared_emd", **params})
     except (ValueError, FileNotFoundError) as error:

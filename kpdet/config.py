@@ -87,6 +87,8 @@ class AttributeConfig:
     bias: float = 0.0  # matrix | learned: added to every class's cost (the reproduction: 0.5)
     warmup_epochs: int = 4  # learned: cross entropy alone for these epochs, then CE + EMD
     balance: float = 3.5  # learned: EMD weight = mean CE / mean EMD / balance at the end of the warm-up
+    learned_distance: str = "rank"  # learned: centroid distances -> D: rank (the reproduction) | tree
+    centroid_momentum: float = 0.0  # learned: centroids <- m * centroids + (1 - m) * the epoch's mean
     class_permutation: list[int] | None = None  # hide the order: class c of `field` becomes permutation[c]
 
 
@@ -286,6 +288,11 @@ def _check_attribute(attribute: DictConfig) -> None:
     if (attribute.matrix is not None) != (attribute.ground_distance == "matrix"):
         raise ConfigError("model.attribute.matrix is set exactly when model.attribute.ground_distance=matrix "
                           f"(got ground_distance={attribute.ground_distance!r}, matrix={attribute.matrix!r})")
+    if attribute.learned_distance not in ("rank", "tree"):
+        raise ConfigError(f"model.attribute.learned_distance={attribute.learned_distance!r} is not one of "
+                          "rank, tree")
+    if not 0.0 <= attribute.centroid_momentum < 1.0:
+        raise ConfigError(f"model.attribute.centroid_momentum={attribute.centroid_momentum} is not in [0, 1)")
     permutation = attribute.class_permutation
     if permutation is not None and sorted(permutation) != list(range(attribute.classes)):
         raise ConfigError(f"model.attribute.class_permutation={list(permutation)} is not a permutation of "

@@ -11,8 +11,11 @@
   sum_i p_i D[i, t] (all mass moves to t); the squared form squares the probabilities, as the
   CDF form squares CDF differences. See docs/losses.md for where it meets the CDF form.
 - `rank_distance`: centroids -> a scale-free D by per-row rank (as the reproduction).
-- `GroundDistanceLearner`: per-class feature centroids over an epoch -> D every epoch, and the
-  cross-entropy warm-up whose end sets the EMD term's weight (the reproduction's schedule).
+- `tree_distance`: centroids -> a scale-free D by hops in their minimum spanning tree (our choice:
+  recovers a chain of classes whatever its spacing).
+- `GroundDistanceLearner`: per-class feature centroids over an epoch (optionally an exponential
+  moving average across epochs) -> D every epoch, and the cross-entropy warm-up whose end sets
+  the EMD term's weight (the reproduction's schedule).
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import torch
 from torch import Tensor
 
 GROUND_DISTANCES = ("ordinal", "matrix", "learned")
+LEARNED_DISTANCES = ("rank", "tree")  # how centroid distances become the learned D
 
 
 def load_ground_distance(spec, classes: int | None = None, where: str = "matrix") -> Tensor:
@@ -99,14 +103,48 @@ def rank_distance(centroids: Tensor, seen: Tensor | None = None) -> Tensor:
     return (ranks + ranks.T) / (2 * (C - 1))
 
 
+def tree_distance(centroids: Tensor, seen: Tensor | None = None) -> Tensor:
+    """Scale-free ground distance from class centroids [C, F]: hops in their minimum spanning tree,
+
+        E[i, j] = ||c_i - c_j||_2;  T = minimum spanning tree of the complete graph weighted by E;
+        D[i, j] = number of edges of T between i and j, / (C - 1)   in [0, 1]
+
+    T depends only on the order of the distances, so D is unchanged by any increasing transform of
+    E; classes whose centroids lie along a chain (however unevenly spaced) get D = |i - j| / (C - 1)
+    in chain order, where rank_distance cannot (docs/losses.md). T is single-linkage clustering's
+    tree (Gower & Ross 1969): tree-structured classes keep their hierarchy. A class not `seen`
+    (bool [C]) is at D = 1 from every other. Prim's algorithm, ties broken by index.
+    """
+    C = centroids.shape[0]
+    seen = torch.ones(C, dtype=torch.bool) if seen is None else seen.cpu()
+    E = centroid_distance(centroids[seen])
+    hops = torch.zeros_like(E)
+    in_tree = torch.zeros(len(E), dtype=torch.bool)
+    in_tree[0] = True
+    for _ in range(len(E) - 1):  # the nearest class outside the tree joins it, one hop beyond its parent
+        candidates = E.masked_fill(~in_tree[:, None] | in_tree[None, :], float("inf"))
+        parent, child = divmod(int(candidates.argmin()), len(E))
+        hops[child, in_tree] = hops[parent, in_tree] + 1
+        hops[in_tree, child] = hops[child, in_tree]
+        in_tree[child] = True
+    distance = torch.ones(C, C, dtype=torch.float64).fill_diagonal_(0.0)
+    distance[seen.nonzero()[:, 0, None], seen.nonzero()[:, 0]] = hops / (C - 1)
+    return distance
+
+
+LEARNED_DISTANCE_FUNCTIONS = {"rank": rank_distance, "tree": tree_distance}
+
+
 class GroundDistanceLearner:
     """A ground distance learned from the features that feed the classifier (Hou et al. section on
     learning the matrix; the schedule of the MilesGrey/emd reproduction):
 
     - `observe(features [B, F], labels [B])` every training step: features are L2-normalised per
       sample (our choice; the reproduction divides by their sum) and summed per class;
-    - `end_epoch()` after every epoch: class centroids (the epoch's mean; a class absent this epoch
-      keeps its last centroid) -> `matrix` = rank_distance(centroids), recomputed every epoch;
+    - `end_epoch()` after every epoch: class centroids (the epoch's mean; with `momentum` m > 0
+      an exponential moving average c <- m c + (1 - m) epoch mean, our choice against the noise of
+      rare classes; a class absent this epoch keeps its last centroid) -> `matrix` =
+      rank_distance (`distance="rank"`, the reproduction) or tree_distance ("tree") of them;
     - the loss is cross entropy alone for `warmup_epochs` epochs; during the last of them
       `record(ce, emd)` collects both terms' batch means, and at its end
       weight = mean(ce) / mean(emd) / balance (the reproduction: 4 epochs, balance 3.5);
@@ -116,7 +154,8 @@ class GroundDistanceLearner:
     `state_dict()` / `load_state_dict()`: tensors and numbers only (checkpoints load weights_only).
     """
 
-    def __init__(self, classes: int, warmup_epochs: int = 4, balance: float = 3.5):
+    def __init__(self, classes: int, warmup_epochs: int = 4, balance: float = 3.5, distance: str = "rank",
+                 momentum: float = 0.0):
         if classes < 2:
             raise ValueError(f"a learned ground distance needs >= 2 classes, got {classes}")
         if warmup_epochs < 2:
@@ -124,6 +163,11 @@ class GroundDistanceLearner:
                              f"to size the EMD term in the last warm-up epoch), got {warmup_epochs}")
         if balance <= 0:
             raise ValueError(f"balance must be > 0, got {balance}")
+        if distance not in LEARNED_DISTANCES:
+            raise ValueError(f"learned_distance={distance!r} is not one of {', '.join(LEARNED_DISTANCES)}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"centroid_momentum must be in [0, 1), got {momentum}")
+        self.distance, self.momentum = distance, float(momentum)
         self.classes, self.warmup_epochs, self.balance = classes, warmup_epochs, float(balance)
         self.epoch = 0  # epochs completed
         self.weight = 0.0  # of the EMD term; 0 during the warm-up
@@ -166,10 +210,12 @@ class GroundDistanceLearner:
         present = counts > 0
         if self.centroids is None:
             self.centroids = torch.zeros_like(sums)
-        self.centroids[present] = sums[present] / counts[present, None]
+        means = sums[present] / counts[present, None]
+        keep = torch.where(self.seen[present], self.momentum, 0.0)[:, None]  # a first sighting: its mean
+        self.centroids[present] = keep * self.centroids[present] + (1 - keep) * means
         self.seen |= present
         self.distances = centroid_distance(self.centroids, self.seen)
-        self.matrix = rank_distance(self.centroids, self.seen)
+        self.matrix = LEARNED_DISTANCE_FUNCTIONS[self.distance](self.centroids, self.seen)
         if self.epoch == self.warmup_epochs - 1:
             ce, emd, batches = recorded.tolist()
             self.weight = ce / emd / self.balance if batches and emd > 0 else 0.0

@@ -37,7 +37,9 @@ class SquaredEMDLoss(Loss):
       (Hou et al.'s form for a general D, as the MilesGrey/emd reproduction computes it);
     - "learned": D learned from the classifier's features during training (`learner`, a
       GroundDistanceLearner fed by the engine; only the attribute head has such features):
-      cross entropy for `warmup_epochs` epochs, then CE + weight * the "matrix" term.
+      cross entropy for `warmup_epochs` epochs, then CE + weight * the "matrix" term; D from the
+      class centroids by `learned_distance` (rank | tree), centroids averaged across epochs with
+      `centroid_momentum`.
 
     pred: logits [..., K]; target: integer classes [...] or distributions [..., K]; weight: None or
     a tensor broadcastable to the leading dims from the left (e.g. [B, C] for pred [B, C, H, K]),
@@ -49,7 +51,8 @@ class SquaredEMDLoss(Loss):
     target_form = "index"  # Hou et al.: one-hot labels; Gaussian distributions work too
 
     def __init__(self, ground_distance: str = "ordinal", matrix=None, exponent: float = 1.0,
-                 bias: float = 0.0, classes: int | None = None, warmup_epochs: int = 4, balance: float = 3.5):
+                 bias: float = 0.0, classes: int | None = None, warmup_epochs: int = 4, balance: float = 3.5,
+                 learned_distance: str = "rank", centroid_momentum: float = 0.0):
         super().__init__()
         if ground_distance not in GROUND_DISTANCES:
             raise ValueError(f"ground_distance={ground_distance!r} is not one of "
@@ -64,7 +67,8 @@ class SquaredEMDLoss(Loss):
         if ground_distance == "learned":
             if classes is None:
                 raise ValueError("ground_distance='learned' needs `classes` (the number of classes)")
-            self.learner = GroundDistanceLearner(classes, warmup_epochs, balance)
+            self.learner = GroundDistanceLearner(classes, warmup_epochs, balance, learned_distance,
+                                                 centroid_momentum)
 
     def compute(self, pred: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
         _check_target(pred, target)

@@ -39,6 +39,11 @@ def test_attribute_loss_from_config(tmp_path):
     learned = build_loss_from_cfg(smoke("model.attribute.ground_distance=learned",
                                         "model.attribute.warmup_epochs=3"))
     assert learned.learner is learned.attribute.learner and learned.learner.warmup_epochs == 3
+    assert (learned.learner.distance, learned.learner.momentum) == ("rank", 0.0)  # the reproduction's
+    tree = build_loss_from_cfg(smoke("model.attribute.ground_distance=learned",
+                                     "model.attribute.learned_distance=tree",
+                                     "model.attribute.centroid_momentum=0.5")).learner
+    assert (tree.distance, tree.momentum) == ("tree", 0.5)
     assert build_loss_from_cfg(smoke()).learner is None
 
 
@@ -47,6 +52,8 @@ def test_attribute_loss_from_config(tmp_path):
     (["model.attribute.ground_distance=matrix"], "model.attribute.matrix is set exactly when"),
     (["model.attribute.matrix=[[0,1],[1,0]]"], "model.attribute.matrix is set exactly when"),
     (["model.attribute.loss=bin_ce", "model.attribute.ground_distance=learned"], "is squared_emd's"),
+    (["model.attribute.learned_distance=mst"], "learned_distance='mst' is not one of rank, tree"),
+    (["model.attribute.centroid_momentum=1.0"], r"centroid_momentum=1.0 is not in \[0, 1\)"),
     (["model.attribute.class_permutation=[0,1,1,2]"], r"not a permutation of 0..3"),
     (["model.attribute.class_permutation=[0,1,2]"], r"not a permutation of 0..3"),
 ])
@@ -77,6 +84,7 @@ def test_permutation_relabels_the_classes_read_from_the_field(tiny_synthetic):
 
 
 LEARNED = ["model.attribute.ground_distance=learned", "model.attribute.warmup_epochs=2", HIDDEN,
+           "model.attribute.learned_distance=tree", "model.attribute.centroid_momentum=0.5",
            "train.epochs=3", "train.max_iters_per_epoch=2", "eval.vis_images=0", "train.val_interval=10"]
 
 
@@ -144,11 +152,14 @@ def test_the_study_compares_four_attribute_losses_on_the_hidden_order():
 
     study = load_study("configs/studies/synthetic_attribute_ground_distance.yaml")
     runs = {run.loss.label: run_config(run) for run in study.runs() if run.seed == 0}
-    assert list(runs) == ["ce", "emd_ordinal", "emd_matrix", "emd_learned"] and study.baseline_label() == "ce"
+    assert list(runs) == ["ce", "emd_ordinal", "emd_matrix", "emd_learned", "emd_learned_tree"]
+    assert study.baseline_label() == "ce"
     attribute = {label: cfg.model.attribute for label, cfg in runs.items()}
     assert attribute["ce"].loss == "bin_ce" and attribute["emd_learned"].ground_distance == "learned"
     assert attribute["emd_ordinal"].class_permutation is None  # the order given
-    for label in ("ce", "emd_matrix", "emd_learned"):
+    tree = attribute["emd_learned_tree"]
+    assert (tree.ground_distance, tree.learned_distance, tree.centroid_momentum) == ("learned", "tree", 0.5)
+    for label in ("ce", "emd_matrix", "emd_learned", "emd_learned_tree"):
         assert list(attribute[label].class_permutation) == [2, 0, 3, 1]
     matrix = attribute["emd_matrix"].matrix
     assert [list(row) for row in matrix] == HIDDEN_LINE

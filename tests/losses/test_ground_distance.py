@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from kpdet.losses import build_loss
-from kpdet.losses.ground_distance import GroundDistanceLearner, load_ground_distance, rank_distance
+from kpdet.losses.ground_distance import (
+    GroundDistanceLearner,
+    load_ground_distance,
+    rank_distance,
+    tree_distance,
+)
 
 LINE3 = [[0, 1, 2], [1, 0, 1], [2, 1, 0]]  # |i - j| for 3 classes
 
@@ -149,6 +154,50 @@ def test_rank_distance_by_hand():
     seen = torch.tensor([True, True, True, False])
     unseen = rank_distance(torch.tensor([[0.0], [1.0], [3.0], [0.5]]), seen)
     assert unseen[:, 3].tolist() == pytest.approx([4 / 6, 5 / 6, 1.0, 0.0])
+
+
+def test_tree_distance_by_hand():
+    # centroids on a line at 0, 1, 3, 6 (uneven): the minimum spanning tree is the chain 0-1-2-3
+    # (edges 1, 2, 3 beat the skips 3, 5, 6), so D = hops / 3 = |i - j| / 3 whatever the spacing
+    # (rank_distance above cannot: its D puts the pair (1, 2) at 3/6 but (0, 1) at 2/6)
+    torch.testing.assert_close(tree_distance(torch.tensor([[0.0], [1.0], [3.0], [6.0]])),
+                               torch.tensor(line(4), dtype=torch.float64) / 3)
+    # the same points listed in another order (class c at position [0, 6, 1, 3][c]): the chain is
+    # 0-2-3-1, D = chain positions' differences: class 1 is 3 hops from 0, class 2 one hop
+    D = tree_distance(torch.tensor([[0.0], [6.0], [1.0], [3.0]])) * 3
+    assert D.tolist() == [[0, 3, 1, 2], [3, 0, 2, 1], [1, 2, 0, 1], [2, 1, 1, 0]]
+    # a star: three points around a centre (class 0) -> every leaf 1 hop from it, 2 from each other
+    star = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.1], [-1.2, 0.0]])
+    assert (tree_distance(star) * 3).tolist() == [[0, 1, 1, 1], [1, 0, 2, 2], [1, 2, 0, 2], [1, 2, 2, 0]]
+    # only the order of the distances matters: a monotone warp of the line gives the same D
+    torch.testing.assert_close(tree_distance(torch.tensor([[0.0], [1.0], [3.0], [6.0]]) ** 3),
+                               tree_distance(torch.tensor([[0.0], [1.0], [3.0], [6.0]])))
+    # class 2 never seen: the tree of 0, 1, 3 (at 0, 1, 6: chain 0-1-3), class 2 at D = 1 from all
+    seen = torch.tensor([True, True, False, True])
+    D = tree_distance(torch.tensor([[0.0], [1.0], [0.5], [6.0]]), seen) * 3
+    assert D.tolist() == [[0, 1, 3, 2], [1, 0, 3, 1], [3, 3, 0, 3], [2, 1, 3, 0]]
+
+
+def test_learner_momentum_averages_centroids_across_epochs():
+    learner = GroundDistanceLearner(3, warmup_epochs=2, distance="tree", momentum=0.75)
+    # epoch 0: first sightings take the epoch's mean: (1, 0), (0, 1), (-1, 0)
+    learner.observe(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]), torch.tensor([0, 1, 2]))
+    learner.end_epoch()
+    # chain 0-1-2 (edges sqrt 2 beat 0-2 at 2): D = |i - j| / 2
+    torch.testing.assert_close(learner.matrix, torch.tensor(LINE3, dtype=torch.float64) / 2)
+    # epoch 1: class 0 at (0, -1), class 1 absent, class 2 at (-1, 0) again:
+    # c0 = 0.75 (1, 0) + 0.25 (0, -1) = (0.75, -0.25); c1 kept (0, 1); c2 = (-1, 0)
+    learner.observe(torch.tensor([[0.0, -1.0], [-1.0, 0.0]]), torch.tensor([0, 2]))
+    learner.end_epoch()
+    expected = torch.tensor([[0.75, -0.25], [0.0, 1.0], [-1.0, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(learner.centroids, expected)
+    # distances: 0-1 sqrt(0.5625 + 1.5625) = 1.46, 0-2 sqrt(3.0625 + 0.0625) = 1.77, 1-2 = 1.41:
+    # tree 0-1-2 again
+    torch.testing.assert_close(learner.matrix, torch.tensor(LINE3, dtype=torch.float64) / 2)
+    with pytest.raises(ValueError, match=r"centroid_momentum must be in \[0, 1\)"):
+        GroundDistanceLearner(3, momentum=1.0)
+    with pytest.raises(ValueError, match="learned_distance='mst' is not one of rank, tree"):
+        GroundDistanceLearner(3, distance="mst")
 
 
 def test_learner_centroids_use_l2_normalised_features():
