@@ -42,7 +42,8 @@ def draw_marks(picture: np.ndarray, points, labels, mark: str = "disc") -> np.nd
 
     out = np.ascontiguousarray(picture.copy())
     points, labels = np.asarray(points, dtype=np.float64).reshape(-1, 2), np.asarray(labels).reshape(-1)
-    for (x, y), label in zip(points, labels):
+    finite = np.isfinite(points).all(1)  # a diverged model's points are left out, not a crash
+    for (x, y), label in zip(points[finite], labels[finite]):
         centre, colour = (int(round(x)), int(round(y))), palette_colour(label)
         if mark == "disc":
             cv2.circle(out, centre, DISC_RADIUS, colour, -1, cv2.LINE_8)
@@ -60,10 +61,11 @@ def draw_instances(picture: np.ndarray, keypoints, visible,
     import cv2
 
     out = np.ascontiguousarray(picture.copy())
-    keypoints, visible = np.asarray(keypoints, dtype=np.float64), np.asarray(visible) > 0
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    visible = (np.asarray(visible) > 0) & np.isfinite(keypoints).all(-1)
     for n in range(len(keypoints)):
         colour = palette_colour(n)
-        points = [(int(round(x)), int(round(y))) for x, y in keypoints[n]]
+        points = [(int(round(x)), int(round(y))) for x, y in np.nan_to_num(keypoints[n], posinf=0, neginf=0)]
         for a, b in skeleton:
             if visible[n, a] and visible[n, b]:
                 cv2.line(out, points[a], points[b], colour, 1, cv2.LINE_8)

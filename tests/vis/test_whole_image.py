@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from kpdet.vis.whole_image import PALETTE, base_picture, draw_marks, image_row, palette_colour
+from kpdet.vis.whole_image import PALETTE, base_picture, draw_instances, draw_marks, image_row, palette_colour
 from tests.vis.test_panels import grey_image
 
 
@@ -34,3 +34,12 @@ def test_image_row_captions_each_picture_and_wraps_after_four():
     assert row.shape == (2 * (10 + 13), 4 * 8, 3)
     assert (row[13:23, 8:16] == 40).all() and (row[23 + 13:, 0:8] == 160).all()
     assert palette_colour(10) == PALETTE[0]
+
+
+def test_instances_keep_their_colour_and_non_finite_keypoints_are_left_out():
+    picture = base_picture(grey_image())
+    keypoints = np.array([[[4, 4], [4, 14]], [[16, 4], [np.nan, 20]]])
+    drawn = draw_instances(picture, keypoints, np.ones((2, 2)), [(0, 1)])
+    assert (drawn[4:15, 4] == PALETTE[0]).all()  # instance 0: both discs and the bone
+    assert tuple(drawn[4, 16]) == PALETTE[1] and (drawn[7:, 16] == 128).all()  # no bone to a NaN
+    assert (draw_marks(picture, [[np.inf, 3], [3, 3]], [0, 0]) != picture).any(-1).sum() == 13  # one disc
