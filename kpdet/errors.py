@@ -5,8 +5,8 @@ an unreadable or mismatched checkpoint, a full disk) is printed as one or two li
 `kpdet: error: ...`, naming the key, file or value and the nearest valid choice, and the
 command exits with status 2. Anything else is a bug and keeps its full traceback.
 
-The base of layer 0: stdlib only (omegaconf's exceptions are recognised by name, lazily), so
-every kpdet module may raise these.
+Layer -1 (tests/test_layering.py), below registry, config and keypoints: stdlib only (omegaconf's
+exceptions are recognised by name, lazily), so every kpdet module may raise these.
 """
 from __future__ import annotations
 

@@ -2,14 +2,34 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+
+def window_max(scores: torch.Tensor, kernel: int = 3) -> torch.Tensor:
+    """The maximum of each pixel's kernel x kernel window (odd kernel; pixels outside the map do
+    not count) of [..., H, W]: the values of F.max_pool2d(scores, kernel, 1, kernel // 2).
+
+    Two 1-D running maxima (along rows, then columns), 2 (kernel - 1) elementwise maxima written in
+    place: a maximum is exact, so the values are max_pool2d's, ~15x faster on the CPU, where
+    max_pool2d's NCHW kernel is slow (benchmarks/bottom_up_decode.py).
+    """
+    if kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"the peak suppression window must be odd and >= 1, got {kernel}")
+    rows = scores.clone()
+    for i in range(1, kernel // 2 + 1):  # rows[x] = max of scores[x - r .. x + r]
+        torch.maximum(rows[..., i:], scores[..., :-i], out=rows[..., i:])
+        torch.maximum(rows[..., :-i], scores[..., i:], out=rows[..., :-i])
+    out = rows.clone()
+    for i in range(1, kernel // 2 + 1):  # out[y] = max of rows[y - r .. y + r]
+        torch.maximum(out[..., i:, :], rows[..., :-i, :], out=out[..., i:, :])
+        torch.maximum(out[..., :-i, :], rows[..., i:, :], out=out[..., :-i, :])
+    return out
 
 
 def local_maxima(scores: torch.Tensor, kernel: int = 3) -> torch.Tensor:
     """scores [B, K, H, W] with every pixel that is not the maximum of its kernel x kernel
-    neighbourhood set to 0 (CenterNet's max-pool suppression)."""
-    pooled = F.max_pool2d(scores, kernel, stride=1, padding=kernel // 2)
-    return scores * (scores == pooled)
+    neighbourhood set to 0 (CenterNet's max-pool suppression): scores * (scores == window max),
+    the flag and the product computed in place in the window-max buffer."""
+    return window_max(scores, kernel).eq_(scores).mul_(scores)
 
 
 def top_peaks(scores: torch.Tensor, max_peaks: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

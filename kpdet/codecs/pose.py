@@ -66,11 +66,10 @@ def encode_pose_targets(codec, keypoints: torch.Tensor, visible: torch.Tensor, c
     return (maps, displacements, mask), weights
 
 
-def _peaks(scores: torch.Tensor, count: int, kernel: int):
-    """Top `count` local maxima per channel of [B, C, H, W] -> (x, y long, values) [B, C, M]."""
-    H, W = scores.shape[-2:]
-    values, index = local_maxima(scores, kernel).flatten(2).topk(min(count, H * W), dim=-1)
-    return index % W, index // W, values
+def _best(suppressed: torch.Tensor, count: int, width: int):
+    """Top `count` values per channel of suppressed maps [B, C, H * W] -> (x, y long, values) [B, C, M]."""
+    values, index = suppressed.topk(min(count, suppressed.shape[-1]), dim=-1)
+    return index % width, index // width, values
 
 
 def decode_pose(codec, scores: torch.Tensor, offsets: torch.Tensor | None, displacements: torch.Tensor,
@@ -83,11 +82,12 @@ def decode_pose(codec, scores: torch.Tensor, offsets: torch.Tensor | None, displ
     B, C, H, W = scores.shape
     K = C - 1
     inner = getattr(codec, "codec", codec)
-    cx, cy, centre_scores = (t[:, 0] for t in _peaks(scores[:, K:], max_instances, kernel))  # [B, N]
+    suppressed = local_maxima(scores, kernel).flatten(2)  # [B, K + 1, HW], all maps in one pass
+    cx, cy, centre_scores = (t[:, 0] for t in _best(suppressed[:, K:], max_instances, W))  # [B, N]
     flat = displacements.float().flatten(3)  # [B, K, 2, HW]
     at_centre = flat.gather(3, (cy * W + cx)[:, None, None, :].expand(B, K, 2, cx.shape[1]))
     regressed = torch.stack([cx, cy], -1)[:, :, None].float() + at_centre.permute(0, 3, 1, 2)  # [B, N, K, 2]
-    kx, ky, kv = _peaks(scores[:, :K], max_peaks, kernel)  # [B, K, J]
+    kx, ky, kv = _best(suppressed[:, :K], max_peaks, W)  # [B, K, J]
     shift = gather_offsets(offsets[:, :K].float(), kx, ky) if offsets is not None else inner.offsets(
         scores[:, :K], kx, ky)
     peaks = torch.stack([kx, ky], -1).float() + shift  # [B, K, J, 2]
@@ -102,6 +102,6 @@ def decode_pose(codec, scores: torch.Tensor, offsets: torch.Tensor | None, displ
     location = torch.where(snapped[..., None], snapped_loc, regressed)
     rx = regressed[..., 0].round().clamp(0, W - 1).long()
     ry = regressed[..., 1].round().clamp(0, H - 1).long()
-    there = scores[:, :K].flatten(2).gather(2, (ry * W + rx).permute(0, 2, 1)).permute(0, 2, 1)  # [B, N, K]
+    there = scores.flatten(2)[:, :K].gather(2, (ry * W + rx).permute(0, 2, 1)).permute(0, 2, 1)  # [B, N, K]
     return {"keypoints": inner.to_input(location), "scores": torch.where(snapped, snapped_score, there),
             "instance_scores": centre_scores, "keep": centre_scores > threshold}

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from kpdet.build import load_weights, pose_decoding, spec_to_checkpoint
 from kpdet.config import save_config
-from kpdet.engine import builders, distributed, preempt
+from kpdet.engine import attribute_run, builders, distributed, preempt
 from kpdet.engine.bottom_up_panels import log_bottom_up_panels
 from kpdet.engine.checkpoint import (
     BackgroundWriter,
@@ -32,9 +32,7 @@ from kpdet.engine.points_eval import evaluate_points
 from kpdet.engine.pose_eval import evaluate_pose
 from kpdet.engine.pretrain import resolve_pretrained
 from kpdet.engine.train import StepOptions, train_one_epoch
-from kpdet.metrics import ground_distance_spearman
 from kpdet.predict import PosePredictor, make_predictor
-from kpdet.vis.matrix import matrix_picture
 
 
 @dataclass
@@ -169,7 +167,7 @@ def _train_epoch(cfg, c: Components, state: TrainState, epoch: int, rng, logger,
         state.batch = stats["stopped_at"]
         state.partial = {k: stats[k] for k in ("loss_sum", "batches", "skipped_nonfinite")}
         _stop(cfg, c, state, stop.signum, writer)
-    _learn_ground_distance(c, logger, state.step)
+    attribute_run.end_epoch(c.loss_fn, c.val_set, logger, state.step)
     state.epoch, state.batch, state.partial = epoch + 1, 0, None
     state.skipped_nonfinite += stats["skipped_nonfinite"]
     logger.scalars(state.step, {"loss/epoch": stats["loss"],
@@ -241,40 +239,6 @@ def _every_steps(cfg, c: Components, validate):
     return after_step
 
 
-def _learn_ground_distance(c: Components, logger, step: int) -> None:
-    """model.attribute.ground_distance=learned: close the learner's epoch (new matrix, the EMD weight
-    after the warm-up); TensorBoard `ground_distance/weight` and the image `ground_distance/matrix`."""
-    learner = getattr(c.loss_fn, "learner", None)
-    if learner is None:
-        return
-    learner.end_epoch()
-    logger.scalars(step, {"ground_distance/weight": learner.weight})
-    if learner.matrix is not None and distributed.is_main():
-        logger.image("ground_distance/matrix", step, matrix_picture(
-            learner.matrix, _class_labels(c.val_set), f"learned ground distance, epoch {learner.epoch}"))
-
-
-def _class_labels(dataset) -> list[str] | None:
-    """Axis labels of the model's classes: "2 (true 0)" when class_permutation relabelled them."""
-    permutation = getattr(dataset, "attribute_permutation", None)
-    if permutation is None:
-        return None
-    true = {model_class: c for c, model_class in enumerate(permutation)}
-    return [f"{k} (true {true[k]})" for k in range(len(permutation))]
-
-
-def _ground_distance_metrics(c: Components) -> dict[str, float]:
-    """With a learned matrix: `ground_distance_spearman`, its Spearman correlation with |i - j| in
-    the true class order (the annotation field's order, mapped through class_permutation), and
-    `centroid_distance_spearman`, that of the centroid distances it was ranked from."""
-    learner = getattr(c.loss_fn, "learner", None)
-    if learner is None or learner.matrix is None:
-        return {}
-    permutation = getattr(c.val_set, "attribute_permutation", None)
-    return {"ground_distance_spearman": ground_distance_spearman(learner.matrix, permutation),
-            "centroid_distance_spearman": ground_distance_spearman(learner.distances, permutation)}
-
-
 def _trim_history(path: Path, step: int) -> None:
     """On resume, drop validations after the checkpoint's step: the resumed run redoes them."""
     if path.exists():
@@ -285,7 +249,7 @@ def _trim_history(path: Path, step: int) -> None:
 def _validate(cfg, predictor, c: Components, logger, step, index: int = 0) -> dict[str, float]:
     distributed.broadcast_buffers(predictor.model)
     metrics = _evaluate(cfg, predictor, c.val_loader, c.val_set, c.device)
-    metrics.update(_ground_distance_metrics(c))
+    metrics.update(attribute_run.ground_distance_metrics(c.loss_fn, c.val_set))
     logger.scalars(step, metrics, prefix="val/")
     if distributed.is_main():
         _append_history(Path(cfg.work_dir) / "history.jsonl", step, metrics)

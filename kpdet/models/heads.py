@@ -72,5 +72,10 @@ class DeconvHead(nn.Module):
 # Heads by name (`model.head`). Every head takes (in_channels, num_keypoints, channels, num_deconv,
 # final_bias, head_conv, init_std, **its own params) and has a `target_kind` ("heatmap" by default):
 # the kind of targets, codec and loss it trains with. A new head is one class plus one register line.
+# A head of a new target_kind also needs: its codec (`target_kind`, batched encode/decode, and
+# `flip_outputs` for flip testing), its losses (`target_kind`), and a predictor with
+# HeatmapPredictor's call protocol (`predictor(images) -> (keypoints [B, K, 2] crop px,
+# confidences [B, K], outputs)`, `.model`) picked in kpdet.predict.make_predictor. Outputs may be
+# a tuple (ordinal_xy: x and y logits, XYLoss), and so may loader-side targets.
 HEADS = Registry("head")
 HEADS.register("heatmap")(DeconvHead)

@@ -1,14 +1,33 @@
 """Multi-peak decoding finds every planted instance and nothing else."""
+import pytest
 import torch
+import torch.nn.functional as F
 
 from kpdet.codecs import build_codec
-from kpdet.codecs.peaks import encode_instances, local_maxima
+from kpdet.codecs.peaks import encode_instances, local_maxima, window_max
 
 
 def test_local_maxima_by_hand():
     s = torch.tensor([[[[0.1, 0.5, 0.2, 0.0, 0.3]]]])
     # 3-wide neighbourhoods: 0.5 beats 0.1 and 0.2; 0.3 beats 0.0; others are suppressed
     assert torch.equal(local_maxima(s), torch.tensor([[[[0.0, 0.5, 0.0, 0.0, 0.3]]]]))
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5])
+def test_window_max_is_max_pool(kernel):
+    # the separable running maximum gives max_pool2d's values exactly, borders, ties and -inf included
+    g = torch.Generator().manual_seed(0)
+    s = torch.randint(0, 4, (2, 3, 7, 9), generator=g).float()  # few levels: many ties
+    s[0, 0, 0, 0], s[1, 2, 6, 8] = float("-inf"), 9.0
+    want = F.max_pool2d(s, kernel, stride=1, padding=kernel // 2)
+    assert torch.equal(window_max(s, kernel), want)
+    # -inf off its window's maximum becomes -inf * 0 = nan in both (the old max_pool2d form)
+    torch.testing.assert_close(local_maxima(s, kernel), s * (s == want), rtol=0, atol=0, equal_nan=True)
+
+
+def test_window_max_rejects_an_even_kernel():
+    with pytest.raises(ValueError, match="odd"):
+        window_max(torch.zeros(1, 1, 4, 4), 2)
 
 
 def test_decode_peaks_finds_every_planted_peak():

@@ -124,7 +124,7 @@ def test_shipped_config_is_focal_plus_the_attribute():
     assert dict(a.model.attribute) == {
         "field": "occlusion_bin", "classes": 4, "weight": 1.0, "loss": "squared_emd",
         "ground_distance": "ordinal", "matrix": None, "exponent": 1.0, "bias": 0.0, "warmup_epochs": 4,
-        "balance": 3.5, "class_permutation": None}
+        "balance": 3.5, "learned_distance": "rank", "centroid_momentum": 0.0, "class_permutation": None}
     b.model.attribute, b.work_dir = a.model.attribute, a.work_dir
     b.data.train, b.data.val, b.data.synthetic.root = a.data.train, a.data.val, a.data.synthetic.root
     assert a == b
