@@ -143,7 +143,7 @@ class TrainConfig:
 class EvalConfig:
     batch_size: int = 64
     flip_test: bool = False  # average with the heatmaps of the flipped crop
-    vis_images: int = 8  # crops in the TensorBoard prediction and worst-crop panels; 0 = no images
+    vis_images: int = 8  # crops (top-down) or whole images (bottom-up) in TensorBoard panels; 0 = none
     image_interval: int = 1  # log the image panels every N-th validation (smaller event files)
     best_metric: str = "AP"  # metrics.json key that picks best.pt (higher is better)
     nme_norm: str = "none"  # none | interocular | box: add NME, AUC@0.08/0.1, FR@0.08/0.1 (landmarks)

@@ -1,4 +1,5 @@
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -116,3 +117,53 @@ def write_checkpoint(root: Path, work: Path, *overrides: str) -> Path:
     torch.save({"model": model.state_dict(), "keypoints": spec_to_checkpoint(spec),
                 "config": OmegaConf.to_yaml(cfg)}, work / "best.pt")
     return work / "best.pt"
+
+
+@pytest.fixture(scope="session")
+def tiny_points(tmp_path_factory):
+    from kpdet.data.points_synthetic import generate_points
+
+    root = tmp_path_factory.mktemp("points")
+    generate_points(root, num_train=16, num_val=4, seed=1, size=64, max_objects=12)
+    return root
+
+
+@pytest.fixture(scope="session")
+def dumbbells(tmp_path_factory):
+    """8 images of 64 x 64 px, each with 1-3 two-keypoint figures: a red disc (head) joined by a bar
+    to a green one (tail), 10-14 px apart, any direction; an easy multi-instance pose set."""
+    import cv2
+    import numpy as np
+
+    root = tmp_path_factory.mktemp("dumbbells")
+    (root / "images").mkdir()
+    rng = np.random.default_rng(0)
+    images, annotations = [], []
+    for i in range(8):
+        img = np.full((64, 64, 3), 30, np.uint8)
+        for _ in range(rng.integers(1, 4)):
+            for _ in range(50):  # a place that does not touch the earlier figures
+                head = rng.uniform(8, 56, 2)
+                angle, length = rng.uniform(0, 2 * np.pi), rng.uniform(10, 14)
+                tail = head + length * np.array([np.cos(angle), np.sin(angle)])
+                if (4 < tail).all() and (tail < 60).all() and all(
+                        min(np.linalg.norm(p - q) for p in (head, tail) for q in old) > 9
+                        for old in [np.array(a["keypoints"]).reshape(2, 3)[:, :2] for a in annotations
+                                    if a["image_id"] == i + 1]):
+                    break
+            fx = lambda p: (int(round(p[0] * 16)), int(round(p[1] * 16)))
+            cv2.line(img, fx(head), fx(tail), (200, 200, 200), 1, cv2.LINE_AA, 4)
+            cv2.circle(img, fx(head), 3 * 16, (0, 0, 255), -1, cv2.LINE_AA, 4)  # BGR: red
+            cv2.circle(img, fx(tail), 3 * 16, (0, 255, 0), -1, cv2.LINE_AA, 4)
+            x0, y0 = np.minimum(head, tail) - 3
+            w, h = np.abs(head - tail) + 6
+            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
+                                "keypoints": [*head.round(2).tolist(), 2, *tail.round(2).tolist(), 2],
+                                "num_keypoints": 2, "bbox": [x0, y0, w, h], "area": float(w * h)})
+        cv2.imwrite(str(root / "images" / f"{i}.png"), img)
+        images.append({"id": i + 1, "file_name": f"{i}.png", "width": 64, "height": 64})
+    data = {"images": images, "annotations": annotations,
+            "categories": [{"id": 1, "name": "dumbbell", "keypoints": ["head", "tail"],
+                            "skeleton": [[1, 2]]}]}
+    (root / "train.json").write_text(json.dumps(data))
+    return root

@@ -161,15 +161,22 @@ class WholeImageDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    seeded_index = True  # accepts (index, seed) from data.sampling.SeededSampler
+
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """One whole image (module docstring). `index` may be (index, seed): the sample's random
+        draws then come from `seed`, not from torch's generator (data.sampling, loader workers)."""
+        index, seed = index if isinstance(index, tuple) else (index, None)
         info, kept, ignore = self.images[index]
         image = coco_io.read_image(self.img_dir / info["file_name"], info["id"],
                                    (info.get("width"), info.get("height")))
-        rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
-        params = T.sample_aug_params(rng, **self.aug) if self.train else T.AugParams()
+        params, rng = T.AugParams(), None
+        if self.train:  # evaluation draws nothing: validation (panels too) leaves torch's RNG alone
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, ())) if seed is None else seed)
+            params = T.sample_aug_params(rng, **self.aug)
         matrix = letterbox_matrix(image.shape[1], image.shape[0], self.input_size, params)
         crop = T.warp_image(image, matrix, self.input_size)
-        if self.train and self.photometric:
+        if rng is not None and self.photometric:
             crop = self._photometric(crop, int(rng.integers(2**31)))
         sample = {
             "image": torch.from_numpy(T.normalize_image(crop)),

@@ -1,8 +1,11 @@
-"""Per-sample seeds that make persistent loader workers resumable exactly.
+"""Per-sample seeds that make loader workers resumable exactly.
 
 A DataLoader with persistent workers seeds each worker once, when it starts, so the
 augmentation of epoch e depends on everything the worker drew before: a run resumed
 at epoch e (fresh workers) would see other augmentations than the uninterrupted run.
+Fresh workers per epoch have the same problem after a mid-epoch resume: the batches
+left are dealt to the workers from the first one again, so each draws other samples
+from its stream than it did in the uninterrupted run.
 `SeededSampler` instead hands the dataset (index, seed) pairs, with the seed a
 function of (seed, epoch, index) alone (numpy's SeedSequence, so nearby triples give
 unrelated streams), whatever worker draws the sample and whatever it drew before.

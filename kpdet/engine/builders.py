@@ -115,14 +115,17 @@ class EpochSampler(DistributedSampler):
 def build_loader(dataset, batch_size: int, num_workers: int, train: bool, seed: int,
                  world_size: int = 1, rank: int = 0, persistent_workers: bool = False) -> DataLoader:
     """Shuffled by a DistributedSampler (also for one process) so that each epoch's order
-    depends only on (seed, epoch): call `loader.sampler.set_epoch(epoch)`. With persistent
-    workers, training samples also get their random draws from (seed, epoch, index). Evaluation
+    depends only on (seed, epoch): call `loader.sampler.set_epoch(epoch)`. With loader workers,
+    training samples also get their random draws from (seed, epoch, index). Evaluation
     shards are padded to equal size by the sampler; the evaluator drops repeated annotation ids.
     Training drops the last partial batch unless it is the only one (see `check_split_sizes`)."""
     persistent = persistent_workers and num_workers > 0
-    # Persistent workers keep their random state across epochs: seed each sample from (seed, epoch,
-    # index) instead, so that a resumed run sees the same augmentations (data/sampling.py).
-    seeded = train and persistent and getattr(dataset, "seeded_index", False)
+    # A worker's random state depends on what it drew before: persistent workers keep it across
+    # epochs, and after a mid-epoch resume (EpochSampler.skip) fresh workers get other batches than
+    # they did. Seed each sample from (seed, epoch, index) instead, so that a resumed run sees the
+    # same augmentations (data/sampling.py). Without workers, the per-epoch reseed and the RNG state
+    # in the checkpoint do it.
+    seeded = train and num_workers > 0 and getattr(dataset, "seeded_index", False)
     kind = SeededEpochSampler if seeded else EpochSampler
     sampler = kind(dataset, world_size, rank, shuffle=train, seed=seed, drop_last=train)
     return DataLoader(

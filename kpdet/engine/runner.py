@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from kpdet.build import load_weights, pose_decoding, spec_to_checkpoint
 from kpdet.config import save_config
 from kpdet.engine import attribute_run, builders, distributed, preempt
+from kpdet.engine.bottom_up_panels import log_bottom_up_panels
 from kpdet.engine.checkpoint import (
     BackgroundWriter,
     CheckpointError,
@@ -252,22 +253,34 @@ def _validate(cfg, predictor, c: Components, logger, step, index: int = 0) -> di
     logger.scalars(step, metrics, prefix="val/")
     if distributed.is_main():
         _append_history(Path(cfg.work_dir) / "history.jsonl", step, metrics)
-    panels = cfg.eval.vis_images > 0 and builders.pipeline_kind(cfg) in ("top_down", "whole_frame")
-    if panels and distributed.is_main() and index % cfg.eval.image_interval == 0:
-        log_panels(logger, predictor, c.val_set, c.val_loader, c.codec, metrics, step, cfg.eval.vis_images,
-                   c.device)
+    if cfg.eval.vis_images > 0 and distributed.is_main() and index % cfg.eval.image_interval == 0:
+        _log_images(cfg, predictor, c, logger, metrics, step)
     if distributed.is_main():
         print(f"validation at step {step}:\n{summary_table(metrics)}", flush=True)
     return metrics
+
+
+def _log_images(cfg, predictor, c: Components, logger, metrics: dict[str, float], step: int) -> None:
+    """Crop panels (top-down and whole-frame), or whole-image panels for bottom-up points and pose."""
+    kind, count = builders.pipeline_kind(cfg), cfg.eval.vis_images
+    if kind in ("top_down", "whole_frame"):
+        log_panels(logger, predictor, c.val_set, c.val_loader, c.codec, metrics, step, count, c.device)
+    else:
+        chosen = _pose_predictor(cfg, predictor, c.val_set) if kind == "pose" else predictor
+        log_bottom_up_panels(logger, chosen, c.val_set, step, count, c.device, pose_decoding(cfg))
+
+
+def _pose_predictor(cfg, predictor, dataset) -> PosePredictor:
+    """The multi-instance decoder (task pose) around the heatmap predictor's model and codec."""
+    return PosePredictor(predictor.model, predictor.codec, predictor.activation, dataset.spec.num_keypoints,
+                         **pose_decoding(cfg))
 
 
 def _evaluate(cfg, predictor, loader, dataset, device) -> dict[str, float]:
     """Point metrics for point objects (data.bottom_up.task=points), OKS AP of every instance found for
     bottom-up pose (task pose), else the keypoint metrics of the given instances."""
     if builders.pipeline_kind(cfg) == "pose":
-        pose = PosePredictor(predictor.model, predictor.codec, predictor.activation,
-                             dataset.spec.num_keypoints, **pose_decoding(cfg))
-        return evaluate_pose(pose, loader, dataset, device)
+        return evaluate_pose(_pose_predictor(cfg, predictor, dataset), loader, dataset, device)
     if builders.pipeline_kind(cfg) == "points":
         bu = cfg.data.bottom_up
         return evaluate_points(predictor, loader, device, cfg.eval.point_thresholds, bu.max_peaks,

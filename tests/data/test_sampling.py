@@ -42,6 +42,9 @@ def test_persistent_workers_give_a_resumed_run_the_same_augmentations(tiny_synth
     batches = iter(running)
     next(batches)
     assert torch.equal(second, next(batches)["image"])
+    # Fresh workers every epoch too: after a mid-epoch resume they would be dealt other batches.
+    assert isinstance(builders.build_loader(dataset, 4, 1, True, 0, persistent_workers=False).sampler,
+                      SeedsPerSample)
     # Without workers the loader keeps torch's generator (today's draws, reseeded every epoch).
     assert not isinstance(builders.build_loader(dataset, 4, 0, True, 0, persistent_workers=True).sampler,
                           SeedsPerSample)
