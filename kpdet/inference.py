@@ -18,6 +18,10 @@ keypoints [N, 1, 2], scores [N, 1], instance_scores [N] (the peak score) and "la
 (COCO ids, for checkpoints that record them). Multi-instance pose
 (task pose): every instance whose centre peak passes data.bottom_up.peak_threshold, keypoints
 [N, K, 2], scores [N, K], instance_scores [N] (the centre score), best first.
+Flip testing (`flip_test`, default eval.flip_test) works for every task: pose averages the
+mirrored image's keypoint, centre and displacement maps (`kpdet.predict.PosePredictor`); points
+and the whole frame average heatmaps as top-down does (point classes have no left/right, so their
+flip index is the identity).
 """
 from __future__ import annotations
 
@@ -142,6 +146,18 @@ class Predictor:
             self._inner[flip_test] = make_predictor(self.model, self.codec, self.activation, flip_index)
         return self._inner[flip_test]
 
+    def pose_predictor(self, flip_test: bool):
+        """The multi-instance decoder of a bottom-up pose checkpoint (`kpdet.predict.PosePredictor`),
+        with the keypoint spec's flip index when flip testing."""
+        from kpdet.predict import PosePredictor
+
+        key = ("pose", flip_test)
+        if key not in self._inner:
+            flip_index = self.spec.flip_index if flip_test else None
+            self._inner[key] = PosePredictor(self.model, self.codec, self.activation, self.num_keypoints,
+                                             flip_index, **build.pose_decoding(self.config))
+        return self._inner[key]
+
     def predict(self, images: ImageLike | Sequence[ImageLike], boxes=None, bgr: bool = False,
                 flip_test: bool | None = None, heatmaps: bool = False):
         """One image (array or path) -> {"keypoints": [N, K, 2] image px, "scores": [N, K]} (numpy float32);
@@ -232,13 +248,9 @@ class Predictor:
 
     @torch.no_grad()
     def _pose(self, crop: torch.Tensor, affine: torch.Tensor, flip: bool) -> dict[str, np.ndarray]:
-        """Every instance of one letterboxed image (kpdet.codecs.pose; no flip test), image px,
-        sorted by instance score."""
-        from kpdet.predict import PosePredictor
-
-        pose = PosePredictor(self.model, self.codec, self.activation, self.num_keypoints,
-                             **build.pose_decoding(self.config))
-        found = {k: v[0].cpu() for k, v in pose(crop[None].to(self.device)).items()}
+        """Every instance of one letterboxed image (kpdet.codecs.pose; flip testing with the spec's
+        flip index when `flip`), image px, sorted by instance score."""
+        found = {k: v[0].cpu() for k, v in self.pose_predictor(flip)(crop[None].to(self.device)).items()}
         keep = found["keep"]
         order = found["instance_scores"][keep].argsort(descending=True)
         points = found["keypoints"][keep][order].float()

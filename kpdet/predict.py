@@ -90,16 +90,27 @@ class OffsetPredictor(HeatmapPredictor):
 
 class PosePredictor:
     """Multi-instance pose (data.bottom_up.task=pose; kpdet.codecs.pose): letterboxed whole images
-    [B, 3, H, W] -> every instance found. No flip test (a mirrored displacement field would need its
-    keypoints swapped and dx negated). `decode` holds decode_pose's keyword arguments."""
+    [B, 3, H, W] -> every instance found. `decode` holds decode_pose's keyword arguments.
 
-    def __init__(self, model: nn.Module, codec, activation: str, num_keypoints: int, **decode):
+    flip_index (the keypoint spec's, eval.flip_test): flip testing as CenterNet's multi_pose
+    `flip_test`. The mirrored image's outputs are mapped back by `kpdet.codecs.pose.flip_pose_back`
+    (keypoint maps: channel flip_index[k]; centre map: itself; displacements: joints swapped, dx
+    negated; all mirrored and moved by the codec's flip shift) and averaged with the original's:
+    keypoint and centre scores after the activation, displacements as vectors. Offsets
+    (model.offset) are the unflipped pass's, as in CenterNet, whose flip test averages hm, hm_hp
+    and hps but reads reg and hp_offset from the original image only.
+    """
+
+    def __init__(self, model: nn.Module, codec, activation: str, num_keypoints: int,
+                 flip_index: Sequence[int] | None = None, **decode):
         self.model, self.codec, self.activation = model, codec, activation
         self.num_keypoints, self.decode = num_keypoints, decode
+        self.flip_index = list(flip_index) if flip_index is not None else None
+        if self.flip_index is not None and len(self.flip_index) != num_keypoints:
+            raise ValueError(f"flip_index has {len(self.flip_index)} entries for {num_keypoints} keypoints")
 
-    @torch.no_grad()
-    def outputs(self, images: torch.Tensor):
-        """(scores [B, K + 1, h, w], offsets [B, K + 1, 2, h, w] or None, displacements [B, K, 2, h, w])."""
+    def _pass(self, images: torch.Tensor):
+        """One forward pass -> (scores [B, K + 1, h, w], offsets or None, displacements [B, K, 2, h, w])."""
         from kpdet.codecs.offset import split_outputs
         from kpdet.codecs.pose import split_pose_outputs
 
@@ -108,6 +119,21 @@ class PosePredictor:
         if getattr(self.codec, "with_offsets", False):
             heat, offsets = split_outputs(heat)
         return apply_activation(heat, self.activation), offsets, displacements
+
+    @torch.no_grad()
+    def outputs(self, images: torch.Tensor):
+        """(scores [B, K + 1, h, w], offsets [B, K + 1, 2, h, w] or None, displacements [B, K, 2, h, w]);
+        with flip_index, scores and displacements averaged with the mirrored image's (class docstring)."""
+        from kpdet.codecs.pose import flip_pose_back
+
+        scores, offsets, displacements = self._pass(images)
+        if self.flip_index is not None:
+            mirror_scores, _, mirror_displacements = self._pass(images.flip(-1))
+            back_scores, back_displacements = flip_pose_back(self.codec, mirror_scores, mirror_displacements,
+                                                             self.flip_index)
+            scores = 0.5 * (scores + back_scores)
+            displacements = 0.5 * (displacements + back_displacements)
+        return scores, offsets, displacements
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -43,3 +43,15 @@ def flip_heatmaps(heatmaps: torch.Tensor, flip_index: Sequence[int], shift: floa
     index = torch.as_tensor(list(flip_index), device=heatmaps.device, dtype=torch.long)
     out = heatmaps.flip(-1).index_select(1, index)
     return shift_heatmaps_x(out, shift) if shift else out
+
+
+def flip_displacements(fields: torch.Tensor, flip_index: Sequence[int], shift: float = 0.0) -> torch.Tensor:
+    """Vector fields [B, K, 2, H, W] (dx, dy in heatmap px) of a mirrored image -> the original's.
+
+    The maps move as `flip_heatmaps` moves them (mirror W, channel flip_index[k], shift), and dx
+    changes sign: a vector pointing right in the mirror points left in the original. Moving the
+    field by linear interpolation equals moving the absolute positions n + d it encodes, since
+    interpolating the pixel coordinate n itself is exact.
+    """
+    out = flip_heatmaps(fields, flip_index, shift)
+    return out * out.new_tensor([-1.0, 1.0])[:, None, None]

@@ -16,8 +16,11 @@ score at that pixel. Batched over images, instances and keypoints.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
+from .flip import flip_displacements, flip_heatmaps
 from .instances import encode_point_maps
 from .offset import gather_offsets
 from .peaks import local_maxima
@@ -64,6 +67,37 @@ def encode_pose_targets(codec, keypoints: torch.Tensor, visible: torch.Tensor, c
     inner = getattr(codec, "codec", codec)
     displacements, mask = displacement_targets(inner, keypoints, visible, centres)
     return (maps, displacements, mask), weights
+
+
+def flip_pose_back(codec, scores: torch.Tensor, displacements: torch.Tensor,
+                   flip_index: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The outputs of a mirrored whole image mapped back to the original (flip testing, CenterNet's
+    multi_pose `flip_test`): scores [B, K + 1, H, W] (K keypoint maps, centre last) and displacements
+    [B, K, 2, H, W] -> the same shapes. Keypoint k takes the mirror's channel flip_index[k], the
+    centre map its own; dx changes sign (kpdet.codecs.flip.flip_displacements).
+
+    The shift is the codec's `flip_shift`, as for top-down crops, because nothing between the
+    two passes differs from a crop. The mirrored pass runs on the input tensor mirrored,
+    x' = W_in - 1 - x in input px. The letterbox (kpdet/data/bottom_up.py, `letterbox_matrix`)
+    only maps image px to input px; the heatmap sees input px through the codec alone: targets
+    are `codec.encode` / `codec.to_heatmap` of input px (encode_pose_targets,
+    displacement_targets) and decode_pose returns `codec.to_input`, so u = a x + b as for a
+    crop (kpdet/codecs/base.py). A point at input x lies at u = a x + b in the original pass and
+    at u' = a (W_in - 1 - x) + b in the mirrored one; mirroring the heatmap (W - 1 - u') puts it
+    at u + (W - 1 - a (W_in - 1) - 2b), so shifting by codec.flip_shift = -(W - 1 - a (W_in - 1)
+    - 2b) brings it home (msra at stride 4: W = W_in / 4, a = 1/4, shift +0.75 px; udp: 0). The
+    letterbox itself is mirror-symmetric (it centres the image's extent on the input's centre
+    column (W_in - 1) / 2, and training's flip is x' = W_in - 1 - x about that column), so the
+    mirrored input is the letterbox of the mirrored image, the kind of input training showed.
+    For a displacement d' read at mirrored pixel n', the keypoint sits at n' + d' there, i.e. at
+    u = c - n' - d' with c = a (W_in - 1) + 2b; at the original pixel n = c - n' this is
+    n + (-d'): dx negated, dy kept, moved like the maps (a non-integer shift interpolates
+    linearly between neighbouring pixels).
+    """
+    shift = getattr(codec, "codec", codec).flip_shift
+    K = displacements.shape[1]
+    maps = flip_heatmaps(scores, [*flip_index, K], shift)
+    return maps, flip_displacements(displacements, flip_index, shift)
 
 
 def _best(suppressed: torch.Tensor, count: int, width: int):

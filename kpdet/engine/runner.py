@@ -271,9 +271,10 @@ def _log_images(cfg, predictor, c: Components, logger, metrics: dict[str, float]
 
 
 def _pose_predictor(cfg, predictor, dataset) -> PosePredictor:
-    """The multi-instance decoder (task pose) around the heatmap predictor's model and codec."""
+    """The multi-instance decoder (task pose) around the heatmap predictor's model and codec, flip
+    testing with the same flip index (the keypoint spec's when eval.flip_test, else none)."""
     return PosePredictor(predictor.model, predictor.codec, predictor.activation, dataset.spec.num_keypoints,
-                         **pose_decoding(cfg))
+                         predictor.flip_index, **pose_decoding(cfg))
 
 
 def _evaluate(cfg, predictor, loader, dataset, device) -> dict[str, float]:
