@@ -1,4 +1,5 @@
 """Flip testing for bottom-up multi-instance pose (kpdet.predict.PosePredictor with flip_index)."""
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -7,6 +8,8 @@ from kpdet.codecs import build_codec
 from kpdet.codecs.flip import flip_displacements
 from kpdet.codecs.offset import OffsetCodec
 from kpdet.predict import PosePredictor
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small ops: 1 thread is faster here
 
 
 class TwoFaced(nn.Module):
