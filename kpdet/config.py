@@ -142,7 +142,7 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     batch_size: int = 64
-    flip_test: bool = False  # average with the heatmaps of the flipped crop
+    flip_test: bool = False  # average with the mirrored input's maps (bottom-up pose: displacements too)
     vis_images: int = 8  # crops (top-down) or whole images (bottom-up) in TensorBoard panels; 0 = none
     image_interval: int = 1  # log the image panels every N-th validation (smaller event files)
     best_metric: str = "AP"  # metrics.json key that picks best.pt (higher is better)

@@ -98,7 +98,9 @@ class PosePredictor:
     negated; all mirrored and moved by the codec's flip shift) and averaged with the original's:
     keypoint and centre scores after the activation, displacements as vectors. Offsets
     (model.offset) are the unflipped pass's, as in CenterNet, whose flip test averages hm, hm_hp
-    and hps but reads reg and hp_offset from the original image only.
+    and hps but reads reg and hp_offset from the original image only. Unlike CenterNet's plain
+    mirror, the maps are moved by the codec's flip shift (+0.75 px for msra at stride 4), derived in
+    flip_pose_back's docstring.
     """
 
     def __init__(self, model: nn.Module, codec, activation: str, num_keypoints: int,

@@ -71,7 +71,8 @@ def test_averaged_maps_and_displacements_by_hand():
     assert scores[0, :, 1].abs().max() == 0
     # joint 0 dx <- mirror's joint 1 dx [0, 0, -3, 0] -> reversed, negated [0, 3, 0, 0] -> [0, .75, 2.25, 0];
     #   mean with [0, 2, 0, 0]: [0, 1.375, 1.125, 0]
-    # joint 0 dy <- [0, 0, 1, 0] -> reversed [0, 1, 0, 0] -> [0, .25, .75, 0]; with [0, 1, 0, 0]: [0, .625, .375, 0]
+    # joint 0 dy <- [0, 0, 1, 0] -> reversed [0, 1, 0, 0] -> [0, .25, .75, 0];
+    #   with [0, 1, 0, 0]: [0, .625, .375, 0]
     # joint 1 dx <- mirror's joint 0 dx [0, 0, 2, 0] -> [0, -2, 0, 0] -> [0, -.5, -1.5, 0];
     #   with [0, -1, 0, 0]: [0, -.75, -.75, 0]
     # joint 1 dy <- 0; with [0, .5, 0, 0]: [0, .25, 0, 0]

@@ -55,11 +55,12 @@ def _count_passes(model) -> list:
 def test_pose_flip_test_reaches_the_evaluation_and_the_predictor(dumbbells, tmp_path, monkeypatch):
     # head/tail made a left/right pair by data.flip_pairs: the spec's flip index is [1, 0]
     extra = ["data.flip_pairs=[[0,1]]", "data.oks_sigmas=[0.1,0.1]"]
-    cfg = _config("configs/bottom_up/synthetic_focal.yaml", dumbbells, tmp_path, "eval.flip_test=true", *extra)
+    pose = "configs/bottom_up/synthetic_focal.yaml"
+    cfg = _config(pose, dumbbells, tmp_path, "eval.flip_test=true", *extra)
     checkpoint = _checkpoint(cfg, tmp_path / "run")
     seen = _recording(monkeypatch, "evaluate_pose")
     runner.test(cfg, str(checkpoint), "val")
-    off = _config("configs/bottom_up/synthetic_focal.yaml", dumbbells, tmp_path, *extra)
+    off = _config(pose, dumbbells, tmp_path, *extra)
     runner.test(off, str(checkpoint), "val")
     assert [type(p) for p in seen] == [PosePredictor, PosePredictor]
     assert seen[0].flip_index == [1, 0] and seen[1].flip_index is None
