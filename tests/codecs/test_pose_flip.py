@@ -185,3 +185,9 @@ def test_a_mirror_consistent_model_gives_the_same_detections_with_flip_test():
         # displacements where they are read, the centre pixels (elsewhere they carry no mass)
         torch.testing.assert_close(da[..., [12, 26], [12, 34]], db[..., [12, 26], [12, 34]],
                                    atol=1e-4 if stride == 1 else 0.02, rtol=0)
+
+
+def test_a_flip_index_of_the_wrong_length_is_refused():
+    codec = build_codec("msra", input_size=(16, 8), heatmap_size=(4, 2))
+    with pytest.raises(ValueError, match="flip_index has 3 entries for 2 keypoints"):
+        PosePredictor(nn.Identity(), codec, "identity", 2, [1, 0, 2])
