@@ -39,8 +39,8 @@ def build_study(path: str, losses: str | None = None, seeds: int | None = None, 
             raise StudyError(f"{path} is a training config: give the losses with --losses a,b,c")
         cfg = load_config(path, overrides)
         study = Study(base=str(path), work_dir=str(cfg.work_dir), losses=[], seeds=[cfg.seed])
-        if cfg.data.mode == "bottom_up" and cfg.data.bottom_up.task == "points":
-            study.metric = cfg.eval.best_metric  # point objects have no PCK: rank by the config's own metric
+        if cfg.data.mode == "bottom_up":  # points have no PCK, pose ranks by OKS AP: the config's own metric
+            study.metric = cfg.eval.best_metric
         first_seed = cfg.seed
     study.overrides = [*study.overrides, *run_overrides]
     if losses:

@@ -144,3 +144,19 @@ def test_diagnose_reads_the_heatmap_part_of_bottom_up_outputs(tiny_points, tmp_p
     rows = diagnose(points_config(tiny_points, tmp_path, "model.input_size=[64,64]", "train.batch_size=4"), 1)
     assert len(rows) == 1 and np.isfinite(rows[0]["loss"])
     assert 0.09 < rows[0]["score_mean"] < 0.11  # the heatmap channels alone, at the 0.1 prior
+
+
+def test_a_loss_study_on_multi_instance_pose_reports_oks_ap(dumbbells, tmp_path):
+    # a pose run's outputs are centre + keypoint maps and displacements, not crops: the study's
+    # final-weights predictions are skipped for it (they fed the PCK-curve plot of crops)
+    from kpdet.engine.compare import build_study, run_study
+
+    data = [f"data.{s}.ann_file={dumbbells / 'train.json'}" for s in ("train", "val")]
+    data += [f"data.{s}.img_dir={dumbbells / 'images'}" for s in ("train", "val")]
+    study = build_study("configs/bottom_up/synthetic_focal.yaml", "daf,mse", 1, [
+        *data, f"work_dir={tmp_path}", "device=cpu", "data.num_workers=0", "data.synthetic.generate=false",
+        "train.epochs=1", "train.batch_size=8", "model.input_size=[64,64]", "model.head_channels=32",
+        "data.oks_sigmas=[0.1,0.1]", "eval.vis_images=0"])
+    rows = run_study(study)
+    assert {r["loss"] for r in rows} == {"daf", "mse"} and all(np.isfinite(r["AP"]) for r in rows)
+    assert "Ranked by AP" in (tmp_path / "results.md").read_text()

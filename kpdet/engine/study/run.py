@@ -58,7 +58,7 @@ def execute(run: RunSpec, threads: int | None = None, requeues: int = 0, stop_si
         _write_info(cfg, work, time.perf_counter() - tick, requeues, gpu.mean())
         log_hparams(run, metrics)
     if not (work / PREDICTIONS).exists():
-        save_predictions(cfg, work)
+        save_predictions(cfg, work)  # (none for multi-instance pose: rerun each time, a no-op)
     return str(work)
 
 
@@ -153,15 +153,20 @@ def log_hparams(run: RunSpec, metrics: dict[str, float]) -> None:
 
 @torch.no_grad()
 def save_predictions(cfg: DictConfig, work: Path) -> None:
-    """Predict the val split with last.pt's evaluated weights; keypoints, gt [N, K, 3], bbox in image px."""
+    """Predict the val split with last.pt's evaluated weights; keypoints, gt [N, K, 3], bbox in image px
+    (points: flat point arrays). Multi-instance pose saves none: its instances are not the crops
+    the PCK-curve plot reads, and its metrics (OKS AP) are in metrics.json."""
     from kpdet.engine import builders
     from kpdet.engine.checkpoint import eval_weights, load_checkpoint
     from kpdet.engine.evaluate import predict_dataset
     from kpdet.predict import make_predictor
 
+    kind = builders.pipeline_kind(cfg)
+    if kind == "pose":
+        return
     device = builders.resolve_device(cfg.device)
     dataset = builders.build_split(cfg, "val", train=False)
-    points = builders.pipeline_kind(cfg) == "points"
+    points = kind == "points"
     loss_fn = builders.build_loss_from_cfg(cfg)
     model = builders.build_model_from_cfg(cfg, dataset.spec.num_keypoints, loss_fn.activation)
     model.load_state_dict(eval_weights(load_checkpoint(work / "last.pt")))
