@@ -96,3 +96,38 @@ def test_a_study_worker_gets_sigterm_when_the_study_process_dies(tmp_path):
     while not got.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert got.exists()
+
+
+def test_a_stopped_or_orphaned_pool_worker_exits_instead_of_taking_the_next_run(monkeypatch):
+    # concurrent.futures catches a task's exceptions (SystemExit too) and hands the worker the next
+    # task: a worker stopped by a signal, or left behind by a killed study, must exit (status 75)
+    from kpdet.engine import preempt
+    from kpdet.engine.study import parallel
+
+    exits, started = [], []
+
+    def fake_exit(code):
+        exits.append(code)
+        raise RuntimeError("exited")
+
+    def stopped(run):
+        started.append(run)
+        raise preempt.Interrupted(15, "interrupted by SIGTERM")
+
+    monkeypatch.setattr(parallel.os, "_exit", fake_exit)
+    monkeypatch.setattr(parallel, "execute", stopped)
+    with pytest.raises(RuntimeError, match="exited"):
+        parallel.execute_in_worker("run-a")
+    assert exits == [75] and started == ["run-a"]
+
+    class DeadParent:
+        def is_alive(self):
+            return False
+
+    monkeypatch.setattr(parallel.multiprocessing, "parent_process", lambda: DeadParent())
+    with pytest.raises(RuntimeError, match="exited"):
+        parallel.execute_in_worker("run-b")
+    assert exits == [75, 75] and started == ["run-a"]  # run-b never started
+    monkeypatch.setattr(parallel.multiprocessing, "parent_process", lambda: None)  # the main process
+    monkeypatch.setattr(parallel, "execute", lambda run: f"trained {run}")
+    assert parallel.execute_in_worker("run-c") == "trained run-c" and exits == [75, 75]

@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from kpdet.engine import preempt
 from kpdet.engine.study.run import execute, is_finished
 from kpdet.engine.study.spec import Parallel, RunSpec
 
@@ -70,7 +71,23 @@ def run_processes(runs: list[RunSpec], threads: int, devices: list[str | None]) 
         slots.put(device)
     with ProcessPoolExecutor(len(devices), mp_context=context, initializer=_claim_slot,
                              initargs=(slots, threads)) as pool:
-        return list(pool.map(execute, runs))
+        return list(pool.map(execute_in_worker, runs))
+
+
+def execute_in_worker(run: RunSpec) -> str:
+    """`execute` in a pool worker, which a stop ends: the pool catches every exception of a task
+    (preempt.Interrupted included) and hands the worker the next run, so a stopped or orphaned
+    worker would go on training. Exit instead (status 75: the run's last.pt is written), and do
+    not start a run once the study process is gone."""
+    parent = multiprocessing.parent_process()
+    if parent is not None and not parent.is_alive():
+        os._exit(preempt.RESUMABLE_EXIT)
+    try:
+        return execute(run)
+    except preempt.Interrupted:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(preempt.RESUMABLE_EXIT)
 
 
 def _claim_slot(slots, threads: int) -> None:
