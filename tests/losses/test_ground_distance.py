@@ -281,3 +281,37 @@ def test_learner_refuses_bad_settings_and_labels():
 def test_an_epoch_without_observations_is_an_error():
     with pytest.raises(RuntimeError, match="no features observed in epoch 0"):
         GroundDistanceLearner(3).end_epoch()
+
+
+def _learner_rank(rank: int, port: int, out: str) -> None:
+    """Each rank observes its own half of the epoch; end_epoch all-reduces the sums."""
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    learner = GroundDistanceLearner(3, warmup_epochs=2, distance="tree")
+    features, labels = HALVES[rank]
+    learner.observe(torch.tensor(features), torch.tensor(labels))
+    learner.record(torch.tensor(1.0 + rank), torch.tensor(0.5))
+    learner.end_epoch()
+    torch.save({"centroids": learner.centroids, "matrix": learner.matrix}, f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+# rank 0 sees classes 0 and 1, rank 1 classes 1 and 2 (rank 0 never sees class 2)
+HALVES = [([[1.0, 0.0], [0.0, 1.0]], [0, 1]), ([[0.0, -1.0], [-1.0, 0.0]], [1, 2])]
+
+
+def test_under_torch_distributed_every_rank_gets_the_centroids_of_all_ranks(tmp_path):
+    from tests.engine.test_ddp import free_port
+
+    torch.multiprocessing.spawn(_learner_rank, args=(free_port(), str(tmp_path)), nprocs=2)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    # class 1 = mean of (0, 1) and (0, -1) = (0, 0); classes 0 and 2 from one rank each
+    expected = torch.tensor([[1.0, 0.0], [0.0, 0.0], [-1.0, 0.0]], dtype=torch.float64)
+    for state in ranks:
+        torch.testing.assert_close(state["centroids"], expected)
+        # a line -1, 0, 1: the tree is the chain 0-1-2 on both ranks
+        torch.testing.assert_close(state["matrix"], torch.tensor(LINE3, dtype=torch.float64) / 2)
