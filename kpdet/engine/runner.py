@@ -374,7 +374,8 @@ def test(cfg: DictConfig, checkpoint_path: str, split: str = "test") -> dict[str
     dataset = builders.build_split(cfg, split, train=False)
     loss_fn = builders.build_loss_from_cfg(cfg)
     codec = builders.build_codec_from_cfg(cfg)
-    model = builders.build_model_from_cfg(cfg, dataset.spec.num_keypoints, loss_fn.activation)
+    model = builders.build_model_from_cfg(cfg, dataset.spec.num_keypoints, loss_fn.activation,
+                                          pretrained=False)  # the checkpoint's weights, next line
     load_weights(model, eval_weights(load_checkpoint(checkpoint_path)), checkpoint_path, "the config")
     model.to(device)
     loader = builders.build_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, False, cfg.seed)

@@ -152,3 +152,26 @@ def test_validation_every_n_steps_and_images_every_kth_validation(tiny_synthetic
     assert [e.step for e in events.Images("val/worst")] == [2]
     worst = events.Images("val/worst")[0]
     assert (worst.width, worst.height) == (2 * 64, 64 + 13)  # two crops side by side under captions
+
+
+def test_after_training_a_synthetic_pretrained_run_is_evaluated_without_its_trunk_source(tiny_synthetic,
+                                                                                        tmp_path, monkeypatch):
+    # model.pretrained=synthetic:N is resolved inside fit; the study's predictions and `kpdet test`
+    # read the run's own checkpoint and must not rebuild (or fail on) the pretraining source
+    # (before: FileNotFoundError "model.pretrained='synthetic:1': no such file" after every such run)
+    from omegaconf import OmegaConf
+
+    from kpdet.engine.study.run import PREDICTIONS, save_predictions
+
+    work = tmp_path / "run"
+    run = RunSpec("configs/smoke.yaml", (*data_overrides(tiny_synthetic), *BUDGET), make_loss("mse", "t"), "d",
+                  0, str(work))
+    cfg = run_config(run)
+    runner.fit(cfg)
+    monkeypatch.setenv("KPDET_CACHE", str(tmp_path / "empty_cache"))  # no trunk there: any build would fail
+    OmegaConf.update(cfg, "model.pretrained", "synthetic:1")
+    save_predictions(cfg, work)
+    assert (work / PREDICTIONS).exists()
+    metrics = runner.test(cfg, str(work / "last.pt"), split="val")
+    assert metrics["EPE"] == pytest.approx(json.loads((work / "metrics.json").read_text())["EPE"])
+    assert not (tmp_path / "empty_cache").exists()  # nothing was pretrained

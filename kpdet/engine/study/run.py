@@ -168,7 +168,8 @@ def save_predictions(cfg: DictConfig, work: Path) -> None:
     dataset = builders.build_split(cfg, "val", train=False)
     points = kind == "points"
     loss_fn = builders.build_loss_from_cfg(cfg)
-    model = builders.build_model_from_cfg(cfg, dataset.spec.num_keypoints, loss_fn.activation)
+    model = builders.build_model_from_cfg(cfg, dataset.spec.num_keypoints, loss_fn.activation,
+                                          pretrained=False)  # the weights are last.pt's
     model.load_state_dict(eval_weights(load_checkpoint(work / "last.pt")))
     loader = builders.build_loader(dataset, cfg.eval.batch_size, 0, False, cfg.seed)
     flip_index = dataset.spec.flip_index if cfg.eval.flip_test else None
