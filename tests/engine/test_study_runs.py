@@ -154,8 +154,8 @@ def test_validation_every_n_steps_and_images_every_kth_validation(tiny_synthetic
     assert (worst.width, worst.height) == (2 * 64, 64 + 13)  # two crops side by side under captions
 
 
-def test_after_training_a_synthetic_pretrained_run_is_evaluated_without_its_trunk_source(tiny_synthetic,
-                                                                                        tmp_path, monkeypatch):
+def test_a_synthetic_pretrained_run_is_evaluated_without_its_trunk_source(tiny_synthetic, tmp_path,
+                                                                          monkeypatch):
     # model.pretrained=synthetic:N is resolved inside fit; the study's predictions and `kpdet test`
     # read the run's own checkpoint and must not rebuild (or fail on) the pretraining source
     # (before: FileNotFoundError "model.pretrained='synthetic:1': no such file" after every such run)
@@ -164,8 +164,8 @@ def test_after_training_a_synthetic_pretrained_run_is_evaluated_without_its_trun
     from kpdet.engine.study.run import PREDICTIONS, save_predictions
 
     work = tmp_path / "run"
-    run = RunSpec("configs/smoke.yaml", (*data_overrides(tiny_synthetic), *BUDGET), make_loss("mse", "t"), "d",
-                  0, str(work))
+    run = RunSpec("configs/smoke.yaml", (*data_overrides(tiny_synthetic), *BUDGET), make_loss("mse", "t"),
+                  "d", 0, str(work))
     cfg = run_config(run)
     runner.fit(cfg)
     monkeypatch.setenv("KPDET_CACHE", str(tmp_path / "empty_cache"))  # no trunk there: any build would fail
