@@ -53,12 +53,21 @@ def trunk_file(cache: Path, backbone: str, epochs: int, seed: int = 0, base: str
     return cache / "pretrained" / f"{base.replace('/', '-')}_{backbone}_e{epochs}_s{seed}.pt"
 
 
-def resolve_pretrained(cfg: DictConfig) -> DictConfig:
-    """`cfg` with model.pretrained=synthetic[:N] replaced by the cached trunk's path (built if missing)."""
+def synthetic_trunk(cfg: DictConfig) -> Path | None:
+    """The cached trunk file that model.pretrained=synthetic[:N] stands for (built or not); None for
+    any other model.pretrained."""
     epochs = synthetic_epochs(cfg.model.pretrained)
     if epochs is None:
+        return None
+    return trunk_file(cache_root(cfg.model.pretrained_cache), cfg.model.backbone, epochs)
+
+
+def resolve_pretrained(cfg: DictConfig) -> DictConfig:
+    """`cfg` with model.pretrained=synthetic[:N] replaced by the cached trunk's path (built if missing)."""
+    path = synthetic_trunk(cfg)
+    if path is None:
         return cfg
-    path = trunk_file(cache_root(cfg.model.pretrained_cache), cfg.model.backbone, epochs)
+    epochs = synthetic_epochs(cfg.model.pretrained)
     if not path.is_file():
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: one process builds it, beforehand
             raise UserError(f"model.pretrained={cfg.model.pretrained}: {path} is not built yet; build it "

@@ -334,3 +334,25 @@ def test_baseline_from_the_command_line_pairs_against_another_loss():
     assert study.baseline_label() == "distance_aware_focal"
     with pytest.raises(StudyError, match="--baseline nope: no such loss.*hrnet_w18_small_mse"):
         build_study("configs/studies/synthetic_backbones.yaml", baseline="nope")
+
+
+def test_a_synthetic_pretrained_run_folder_is_reused_by_its_own_study(tmp_path, monkeypatch):
+    # fit saves model.pretrained resolved (the cached trunk's path); the study plans "synthetic:1":
+    # the same run, so a rerun or a resumed study must accept its folder (it raised before)
+    from omegaconf import OmegaConf
+
+    from kpdet.config import save_config
+    from kpdet.engine.pretrain import trunk_file
+    from kpdet.engine.study.run import check_same_config, run_config
+
+    monkeypatch.setenv("KPDET_CACHE", str(tmp_path / "cache"))
+    run = build_study("configs/smoke.yaml", "mse", 1, [f"work_dir={tmp_path}",
+                                                       "model.pretrained=synthetic:1"]).runs()[0]
+    saved = run_config(run)
+    OmegaConf.update(saved, "model.pretrained", str(trunk_file(tmp_path / "cache", "resnet18", 1)))
+    save_config(saved, tmp_path / "config.yaml")
+    check_same_config(run_config(run), tmp_path / "config.yaml")
+    longer = build_study("configs/smoke.yaml", "mse", 1, [f"work_dir={tmp_path}",
+                                                          "model.pretrained=synthetic:5"])
+    with pytest.raises(StudyError, match=r"model.pretrained: .*_e1_s0.pt' -> .*_e5_s0.pt'"):
+        check_same_config(run_config(longer.runs()[0]), tmp_path / "config.yaml")

@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kpdet.config import load_config
+from kpdet.engine.pretrain import synthetic_trunk
 from kpdet.engine.study.spec import RunSpec, StudyError
 
 PREDICTIONS = "predictions.npz"  # final-weights predictions on val: PCK at any threshold for the plots
@@ -63,8 +64,12 @@ def execute(run: RunSpec, threads: int | None = None, requeues: int = 0, stop_si
 
 
 def check_same_config(cfg: DictConfig, saved_path: Path) -> None:
-    """A run folder trained under another config (say, another budget) is not silently reused."""
+    """A run folder trained under another config (say, another budget) is not silently reused.
+    model.pretrained=synthetic[:N] is compared as the trunk file it stands for (fit saves that)."""
     planned = _flat(OmegaConf.to_container(cfg, resolve=True))
+    trunk = synthetic_trunk(cfg)
+    if trunk is not None:
+        planned["model.pretrained"] = str(trunk)
     saved = _flat(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
     differ = sorted(k for k in planned.keys() | saved.keys() if planned.get(k) != saved.get(k))
     if differ:
