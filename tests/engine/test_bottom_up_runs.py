@@ -95,7 +95,12 @@ def test_a_loss_study_on_points_ranks_by_the_point_metric(tiny_points, tmp_path)
         "train.epochs=1", "train.batch_size=8", "model.input_size=[64,64]", "model.head_channels=32"])
     rows = run_study(study)
     assert {r["loss"] for r in rows} == {"daf", "mse"} and all("F1@3" in r for r in rows)
-    assert "Ranked by F1@3" in (tmp_path / "results.md").read_text()
+    report = (tmp_path / "results.md").read_text()
+    assert "Ranked by F1@3" in report
+    # points have no per-keypoint predictions: no empty PCK-curve plot, and the report lists what it drew
+    assert not (tmp_path / "default_pck_curve.png").exists()
+    assert (tmp_path / "default_F13_vs_step.png").exists()
+    assert "Plots: `default_F13_vs_step.png`" in report and "pck_curve" not in report
     saved = np.load(tmp_path / "default" / "daf" / "seed0" / "predictions.npz")
     annotations = json.loads((tiny_points / "train.json").read_text())["annotations"]
     assert saved["gt_points"].shape == (len(annotations), 2) and len(saved["points"]) == len(saved["scores"])
@@ -159,4 +164,5 @@ def test_a_loss_study_on_multi_instance_pose_reports_oks_ap(dumbbells, tmp_path)
         "data.oks_sigmas=[0.1,0.1]", "eval.vis_images=0"])
     rows = run_study(study)
     assert {r["loss"] for r in rows} == {"daf", "mse"} and all(np.isfinite(r["AP"]) for r in rows)
-    assert "Ranked by AP" in (tmp_path / "results.md").read_text()
+    report = (tmp_path / "results.md").read_text()
+    assert "Ranked by AP" in report and "pck_curve" not in report

@@ -326,7 +326,8 @@ def test_backbone_pose_loss_and_pretraining_studies_reuse_their_twins_runs(name,
         cfg = load_config(study.base, [*run.overrides, f"loss.type={run.loss.type}"])
         assert cfg.model.backbone == ("hrnet_w18_small" if "hrnet" in run.loss.label else "resnet18")
         assert cfg.model.pretrained == ("synthetic:1" if "synthetic" in run.loss.label else None)
-        if run.loss.type == "ohkm_mse" and name.startswith("openfield"):  # openfield: 4 keypoints, so OHKM mines 2 (8 would be plain mse)
+        if run.loss.type == "ohkm_mse" and name.startswith("openfield"):  # 4 keypoints: OHKM mines 2
+            # (8, CPN's count, would be plain mse)
             assert dict(run.loss.params) == {"topk": 2}
 
 

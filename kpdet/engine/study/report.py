@@ -111,7 +111,7 @@ def method_note(study: Study, rows: list[dict]) -> str:
             f"(Bonferroni: multiply by {compared}).\n")
 
 
-def dataset_section(study: Study, dataset: str, rows: list[dict]) -> str:
+def dataset_section(study: Study, dataset: str, rows: list[dict], plot_files: list[str] = ()) -> str:
     baseline = study.baseline_label()
     parts = [f"## {dataset}\n", method_note(study, rows),
              ranking_table(rows, study.metric, baseline), "Summary metrics (mean ± std over seeds):\n",
@@ -123,8 +123,8 @@ def dataset_section(study: Study, dataset: str, rows: list[dict]) -> str:
     if requeued:
         parts.append(f"Requeued after preemption or time limit (resumed from their step checkpoints): "
                      f"{', '.join(requeued)}.\n")
-    parts.append(f"Plots: `{dataset}_pck_curve.png`, `{dataset}_{_safe(study.metric)}_vs_step.png`, "
-                 f"`{dataset}_per_keypoint_epe.png`.\n")
+    if plot_files:
+        parts.append(f"Plots: {', '.join(f'`{name}`' for name in plot_files)}.\n")
     return "\n".join(parts)
 
 
@@ -135,26 +135,35 @@ def write_report(study: Study, rows: list[dict]) -> dict:
     write_csv(rows, root / "results.csv")
     sections, drawn = [f"# Loss study: {len(rows)} finished runs\n"], {}
     for dataset, group in _groups(rows, "dataset").items():
-        sections.append(dataset_section(study, dataset, group))
         drawn[dataset] = write_plots(study, dataset, group, root)
+        metric = _safe(study.metric)
+        files = [f"{dataset}_{_PLOT_FILES[kind].format(metric=metric)}" for kind in drawn[dataset]]
+        sections.append(dataset_section(study, dataset, group, files))
     (root / "results.md").write_text("\n".join(sections))
     return drawn
 
 
+_PLOT_FILES = {"pck": "pck_curve.png", "steps": "{metric}_vs_step.png", "keypoints": "per_keypoint_epe.png"}
+
+
 def write_plots(study: Study, dataset: str, rows: list[dict], root: Path) -> dict:
+    """The plots that have data: {"pck" (PCK curves; runs with saved per-keypoint predictions), "steps",
+    "keypoints" (runs with per-keypoint EPE): what each drew}."""
     groups = _groups(rows)
     curves = {loss: [c for c in (_curve(r) for r in g) if c is not None] for loss, g in groups.items()}
     histories = {loss: [read_history(r["work_dir"]) for r in g] for loss, g in groups.items()}
-    return {
-        "pck": plots.plot_pck_curves({k: v for k, v in curves.items() if v},
-                                     root / f"{dataset}_pck_curve.png",
-                                     title=f"{dataset}: PCK against threshold"),
-        "steps": plots.plot_metric_vs_step(histories, study.metric,
-                                           root / f"{dataset}_{_safe(study.metric)}_vs_step.png",
-                                           title=f"{dataset}: validation {study.metric} against step"),
-        "keypoints": plots.plot_per_keypoint(rows, root / f"{dataset}_per_keypoint_epe.png",
-                                             title=f"{dataset}: per-keypoint EPE (mean over seeds)"),
-    }
+    drawn = {}
+    if any(curves.values()):  # point objects and multi-instance pose save none
+        drawn["pck"] = plots.plot_pck_curves({k: v for k, v in curves.items() if v},
+                                             root / f"{dataset}_pck_curve.png",
+                                             title=f"{dataset}: PCK against threshold")
+    drawn["steps"] = plots.plot_metric_vs_step(histories, study.metric,
+                                               root / f"{dataset}_{_safe(study.metric)}_vs_step.png",
+                                               title=f"{dataset}: validation {study.metric} against step")
+    if any(key.startswith("EPE/") for row in rows for key in row):
+        drawn["keypoints"] = plots.plot_per_keypoint(rows, root / f"{dataset}_per_keypoint_epe.png",
+                                                     title=f"{dataset}: per-keypoint EPE (mean over seeds)")
+    return drawn
 
 
 def _curve(row: dict):
