@@ -311,7 +311,7 @@ def test_a_run_folder_written_under_another_config_is_not_reused(tmp_path):
                                                   ("openfield_pose_losses", "openfield_focal_vs_mse", 6),
                                                   ("synthetic_pose_losses", "synthetic_all_losses", 0),
                                                   ("openfield_offset", "openfield_focal_vs_mse", 6),
-                                                  ("openfield_pretraining", "openfield_focal_vs_mse", 6)])
+                                                  ("openfield_pretraining", "openfield_focal_vs_mse", 12)])
 def test_backbone_pose_loss_and_pretraining_studies_reuse_their_twins_runs(name, twin, new_runs):
     from kpdet.config import load_config
 
@@ -326,7 +326,8 @@ def test_backbone_pose_loss_and_pretraining_studies_reuse_their_twins_runs(name,
     for run in study.runs():
         cfg = load_config(study.base, [*run.overrides, f"loss.type={run.loss.type}"])
         assert cfg.model.backbone == ("hrnet_w18_small" if "hrnet" in run.loss.label else "resnet18")
-        assert cfg.model.pretrained == ("synthetic:1" if "synthetic" in run.loss.label else None)
+        budget = run.loss.label.split("_")[0].removeprefix("synthetic")  # synthetic5_mse -> 5
+        assert cfg.model.pretrained == (f"synthetic:{budget}" if "synthetic" in run.loss.label else None)
         assert cfg.model.offset == ("offset" in run.loss.label)
         if run.loss.type == "ohkm_mse" and name.startswith("openfield"):  # 4 keypoints: OHKM mines 2
             # (8, CPN's count, would be plain mse)
