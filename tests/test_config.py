@@ -48,3 +48,20 @@ def test_hrnet_configs_are_the_mse_configs_but_for_the_backbone(dataset):
     assert (hrnet.model.backbone, mse.model.backbone) == ("hrnet_w18_small", "resnet18")
     hrnet.model.backbone, hrnet.work_dir = mse.model.backbone, mse.work_dir
     assert hrnet == mse
+
+
+@pytest.mark.parametrize("focal_path, mse_path", [
+    ("configs/points/focal.yaml", "configs/points/mse.yaml"),
+    ("configs/bottom_up/synthetic_focal.yaml", "configs/bottom_up/synthetic_mse.yaml"),
+    ("configs/openfield/focal_whole_frame.yaml", "configs/openfield/mse_whole_frame.yaml")])
+def test_bottom_up_twins_differ_in_the_loss_and_the_l1_weights_scaled_to_it(focal_path, mse_path):
+    # focal is normalised per positive (L1 weight 1, CenterNet's); MSE is a per-pixel mean, ~100x
+    # smaller, and at weight 1 its heatmaps did not train (README "Offset head"): 0.002, MMPose DEKR's
+    focal, mse = load_config(focal_path), load_config(mse_path)
+    assert (focal.model.offset_weight, mse.model.offset_weight) == (1.0, 0.002)
+    if focal.data.bottom_up.task == "pose":
+        weights = focal.data.bottom_up.displacement_weight, mse.data.bottom_up.displacement_weight
+        assert weights == (1.0, 0.002)
+        focal.data.bottom_up.displacement_weight = mse.data.bottom_up.displacement_weight
+    focal.loss, focal.work_dir, focal.model.offset_weight = mse.loss, mse.work_dir, mse.model.offset_weight
+    assert focal == mse
