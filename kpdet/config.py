@@ -51,7 +51,7 @@ class BottomUpConfig:
     peak_threshold: float = 0.1  # points: a peak counts when its score exceeds this (before AP's sweep)
     max_peaks: int = 100  # points: top-k peaks per class map
     nms_kernel: int = 3  # points and pose: max-pool window of the peak suppression (odd, heatmap px)
-    displacement_weight: float = 1.0  # pose: loss weight of the centre-to-keypoint L1 (CenterNet's hps)
+    displacement_weight: float = 1.0  # pose: centre-to-keypoint L1 weight (CenterNet hps), as offset_weight
     snap_fraction: float = 0.3  # pose: snap regressed keypoints to peaks within this share of instance size
 
 
@@ -107,7 +107,9 @@ class ModelConfig:
     head: str = "heatmap"  # heatmap | ordinal_xy (x/y-bin logits, SimCC): kpdet.models.HEADS
     attribute: AttributeConfig | None = None  # a per-instance ordinal attribute head beside the keypoints
     offset: bool = False  # the offset head: 2 channels (dx, dy) per heatmap, L1 loss (kpdet.codecs.offset)
-    offset_weight: float = 1.0  # loss = heatmap loss + offset_weight * L1 of the offsets
+    # loss = heatmap loss + offset_weight * L1 of the offsets: 1 for losses normalised per positive
+    # (distance_aware_focal, CenterNet's); ~0.002 for per-pixel means (mse: README "Offset head")
+    offset_weight: float = 1.0
     offset_radius: int = 0  # offsets trained within this many heatmap px of the nearest pixel (0: that pixel)
 
 
