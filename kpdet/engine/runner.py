@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,6 +45,14 @@ class TrainState:
     best: float = float("-inf")  # best value of eval.best_metric
     skipped_nonfinite: int = 0  # steps skipped with train.skip_nonfinite
     last_metrics: dict | None = None
+    seconds: float = 0.0  # wall time of the sessions before this one (a resumed run's sessions add up)
+
+    def __post_init__(self):
+        self._session_start = time.perf_counter()  # not a field: not saved
+
+    def elapsed(self) -> float:
+        """Wall seconds of the run so far: earlier sessions (from the checkpoint) plus this one."""
+        return self.seconds + time.perf_counter() - self._session_start
 
 
 @dataclass
@@ -313,7 +322,8 @@ def _checkpoint(cfg, c: Components, state: TrainState) -> dict:
         "model": distributed.unwrap(c.model).state_dict(), "optimizer": c.optimizer.state_dict(),
         "scheduler": c.scheduler.state_dict(), "scaler": c.scaler.state_dict(),
         "ema": c.ema.state_dict() if c.ema is not None else None,
-        "state": asdict(state), "rng": rng_state(), "config": OmegaConf.to_yaml(cfg),
+        "state": {**asdict(state), "seconds": state.elapsed()}, "rng": rng_state(),
+        "config": OmegaConf.to_yaml(cfg),
         "keypoints": spec_to_checkpoint(c.train_set.spec), "categories": _category_ids(c.train_set),
         "ground_distance": learner.state_dict() if (learner := getattr(c.loss_fn, "learner", None)) else None,
     }

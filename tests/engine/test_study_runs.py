@@ -86,12 +86,17 @@ def test_an_interrupted_study_resumes_without_redoing_finished_runs(tiny_synthet
     assert not (focal_dir / "metrics.json").exists() and (focal_dir / "last.pt").exists()
     names = {n for n, _ in calls}
     assert len(names) == 2, calls
+    before = torch.load(focal_dir / "last.pt", weights_only=True)["state"]["seconds"]
+    assert before > 0  # the interrupted session's wall time, kept for the resumed run's total
     focal_name = (names - {"MSELoss"}).pop()
 
     calls.clear()
     interrupting.resumed = True
     rows = run_study(study)
     assert calls == [(focal_name, 1)]  # mse skipped; focal resumed at its second epoch only
+    total = torch.load(focal_dir / "last.pt", weights_only=True)["state"]["seconds"]
+    assert total > before  # both sessions' wall time, and the results table reports it
+    assert json.loads((focal_dir / "run_info.json").read_text())["wall_s"] == pytest.approx(total, abs=0.5)
     assert (mse_dir / "metrics.json").stat().st_mtime_ns == finished
     history = (focal_dir / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in history] == [1, 2]

@@ -136,14 +136,18 @@ def write_report(study: Study, rows: list[dict]) -> dict:
     sections, drawn = [f"# Loss study: {len(rows)} finished runs\n"], {}
     for dataset, group in _groups(rows, "dataset").items():
         drawn[dataset] = write_plots(study, dataset, group, root)
-        metric = _safe(study.metric)
-        files = [f"{dataset}_{_PLOT_FILES[kind].format(metric=metric)}" for kind in drawn[dataset]]
+        files = [plot_file(dataset, kind, study.metric) for kind in drawn[dataset]]
         sections.append(dataset_section(study, dataset, group, files))
     (root / "results.md").write_text("\n".join(sections))
     return drawn
 
 
 _PLOT_FILES = {"pck": "pck_curve.png", "steps": "{metric}_vs_step.png", "keypoints": "per_keypoint_epe.png"}
+
+
+def plot_file(dataset: str, kind: str, metric: str) -> str:
+    """The file name of one of a dataset's plots (a key of _PLOT_FILES), e.g. openfield_RMSE_vs_step.png."""
+    return f"{dataset}_{_PLOT_FILES[kind].format(metric=_safe(metric))}"
 
 
 def write_plots(study: Study, dataset: str, rows: list[dict], root: Path) -> dict:
@@ -153,15 +157,17 @@ def write_plots(study: Study, dataset: str, rows: list[dict], root: Path) -> dic
     curves = {loss: [c for c in (_curve(r) for r in g) if c is not None] for loss, g in groups.items()}
     histories = {loss: [read_history(r["work_dir"]) for r in g] for loss, g in groups.items()}
     drawn = {}
+
+    def path(kind: str) -> Path:
+        return root / plot_file(dataset, kind, study.metric)
+
     if any(curves.values()):  # point objects and multi-instance pose save none
-        drawn["pck"] = plots.plot_pck_curves({k: v for k, v in curves.items() if v},
-                                             root / f"{dataset}_pck_curve.png",
+        drawn["pck"] = plots.plot_pck_curves({k: v for k, v in curves.items() if v}, path("pck"),
                                              title=f"{dataset}: PCK against threshold")
-    drawn["steps"] = plots.plot_metric_vs_step(histories, study.metric,
-                                               root / f"{dataset}_{_safe(study.metric)}_vs_step.png",
+    drawn["steps"] = plots.plot_metric_vs_step(histories, study.metric, path("steps"),
                                                title=f"{dataset}: validation {study.metric} against step")
     if any(key.startswith("EPE/") for row in rows for key in row):
-        drawn["keypoints"] = plots.plot_per_keypoint(rows, root / f"{dataset}_per_keypoint_epe.png",
+        drawn["keypoints"] = plots.plot_per_keypoint(rows, path("keypoints"),
                                                      title=f"{dataset}: per-keypoint EPE (mean over seeds)")
     return drawn
 

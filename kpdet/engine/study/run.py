@@ -131,10 +131,12 @@ def gpu_utilization() -> float | None:
 
 def _write_info(cfg: DictConfig, work: Path, wall: float, requeues: int = 0,
                 gpu_util: float | None = None) -> None:
-    """Wall time of the session that finished the run (validation included), training images/s,
-    how often the run was requeued (submitit, after preemption or a time limit) and the mean GPU
-    utilisation (percent; None without CUDA/NVML)."""
-    steps = torch.load(work / "last.pt", map_location="cpu", weights_only=True)["state"]["step"]
+    """Wall time of the run (validation included): this session's `wall`, or for a resumed run the
+    sum of its sessions that last.pt counts (TrainState.seconds) when longer; training images/s; how
+    often the run was requeued (submitit, after preemption or a time limit); the mean GPU utilisation
+    (percent; None without CUDA/NVML)."""
+    state = torch.load(work / "last.pt", map_location="cpu", weights_only=True)["state"]
+    steps, wall = state["step"], max(wall, state.get("seconds", 0.0))
     images = steps * cfg.train.batch_size * cfg.train.accumulate
     info = {"wall_s": wall, "steps": steps, "images": images, "images_per_s": images / max(wall, 1e-9),
             "threads": torch.get_num_threads(), "device": str(cfg.device), "requeues": requeues,
