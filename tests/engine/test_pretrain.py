@@ -1,9 +1,19 @@
 """Pretraining on the synthetic set: the cached trunk file, its reuse, and `model.pretrained: synthetic`."""
+import json
+
 import pytest
 import torch
 
 from kpdet.config import ConfigError, load_config
-from kpdet.engine.pretrain import DEFAULT_EPOCHS, pretrain, resolve_pretrained, synthetic_epochs, trunk_file
+from kpdet.engine.pretrain import (
+    DEFAULT_EPOCHS,
+    DEFAULT_IMAGES,
+    pretrain,
+    resolve_pretrained,
+    synthetic_budget,
+    synthetic_trunk,
+    trunk_file,
+)
 from kpdet.models import build_model
 from kpdet.models.backbones import build_backbone
 
@@ -13,12 +23,23 @@ TINY = ("train.max_iters_per_epoch=2", "train.batch_size=4", "model.input_size=[
 
 
 def test_synthetic_budget_is_parsed_from_the_name():
-    assert synthetic_epochs("synthetic") == DEFAULT_EPOCHS
-    assert synthetic_epochs("synthetic:5") == 5
-    assert synthetic_epochs("imagenet") is None and synthetic_epochs(None) is None
-    assert synthetic_epochs("/data/synthetic.pt") is None  # a file path, not the keyword
-    with pytest.raises(ConfigError, match="synthetic:5"):
-        synthetic_epochs("synthetic:five")
+    assert synthetic_budget("synthetic") == (DEFAULT_EPOCHS, DEFAULT_IMAGES)
+    assert synthetic_budget("synthetic:5") == (5, DEFAULT_IMAGES)
+    assert synthetic_budget("synthetic:1:10000") == (1, 10000)
+    assert synthetic_budget("imagenet") is None and synthetic_budget(None) is None
+    assert synthetic_budget("/data/synthetic.pt") is None  # a file path, not the keyword
+    for wrong in ("synthetic:five", "synthetic:0", "synthetic:1:2:3", "synthetic:1:"):
+        with pytest.raises(ConfigError, match="synthetic:1:10000"):
+            synthetic_budget(wrong)
+    assert load_config("synthetic/focal").data.synthetic.num_train == DEFAULT_IMAGES  # the shipped set
+
+
+def test_trunk_files_name_their_budget(tmp_path):
+    assert trunk_file(tmp_path, "resnet18", 5).name == "synthetic-focal_resnet18_e5_s0.pt"  # as cached before
+    larger = trunk_file(tmp_path, "resnet18", 1, images=10000)
+    assert larger.name == "synthetic-focal_resnet18_e1_n10000_s0.pt"
+    cfg = load_config("smoke", ["model.pretrained=synthetic:1:10000", f"model.pretrained_cache={tmp_path}"])
+    assert synthetic_trunk(cfg) == larger
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +59,16 @@ def test_pretrain_writes_the_trained_trunk_once(cache, capsys):
     stamp = path.stat().st_mtime_ns
     assert pretrain("resnet18", 1, cache, overrides=TINY) == path and path.stat().st_mtime_ns == stamp
     assert "pretraining" not in capsys.readouterr().out  # reused, not trained again
+    assert saved["pretrain"]["images"] == 8  # TINY's override wins over the default images
+
+
+def test_a_larger_synthetic_set_is_generated_for_its_own_trunk(cache):
+    tiny = tuple(o for o in TINY if not o.startswith("data.synthetic.num_train"))
+    path = pretrain("resnet18", 1, cache, overrides=tiny, images=12)
+    assert path == trunk_file(cache, "resnet18", 1, images=12)
+    assert torch.load(path, weights_only=True)["pretrain"]["images"] == 12
+    assert len(json.loads((cache / "synthetic_n12" / "train.json").read_text())["images"]) == 12
+    assert len(json.loads((cache / "synthetic" / "train.json").read_text())["images"]) == 8  # left as it was
 
 
 def test_model_pretrained_synthetic_resolves_to_the_cached_trunk(cache):
