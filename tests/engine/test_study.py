@@ -311,7 +311,7 @@ def test_a_run_folder_written_under_another_config_is_not_reused(tmp_path):
                                                   ("openfield_pose_losses", "openfield_focal_vs_mse", 6),
                                                   ("synthetic_pose_losses", "synthetic_all_losses", 0),
                                                   ("openfield_offset", "openfield_focal_vs_mse", 6),
-                                                  ("openfield_pretraining", "openfield_focal_vs_mse", 12)])
+                                                  ("openfield_pretraining", "openfield_focal_vs_mse", 15)])
 def test_backbone_pose_loss_and_pretraining_studies_reuse_their_twins_runs(name, twin, new_runs):
     from kpdet.config import load_config
 
