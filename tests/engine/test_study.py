@@ -327,6 +327,8 @@ def test_backbone_pose_loss_and_pretraining_studies_reuse_their_twins_runs(name,
         cfg = load_config(study.base, [*run.overrides, f"loss.type={run.loss.type}"])
         assert cfg.model.backbone == ("hrnet_w18_small" if "hrnet" in run.loss.label else "resnet18")
         budget = run.loss.label.split("_")[0].removeprefix("synthetic")  # synthetic5_mse -> 5
+        if "_n" in run.loss.label:  # synthetic1_n10000_mse -> 1:10000
+            budget += ":" + run.loss.label.split("_")[1].removeprefix("n")
         assert cfg.model.pretrained == (f"synthetic:{budget}" if "synthetic" in run.loss.label else None)
         assert cfg.model.offset == ("offset" in run.loss.label)
         if run.loss.type == "ohkm_mse" and name.startswith("openfield"):  # 4 keypoints: OHKM mines 2
