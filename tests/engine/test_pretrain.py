@@ -100,3 +100,18 @@ def test_trunk_files_fit_every_backbone(backbone, tmp_path):
     torch.save({"trunk": source.state_dict(), "backbone": backbone}, path)
     loaded = build_backbone(backbone, str(path))
     assert all(torch.equal(v, source.state_dict()[k]) for k, v in loaded.state_dict().items())
+
+
+@pytest.mark.parametrize("args, line", [([], "model.pretrained=synthetic\n"),
+                                        (["--epochs", "5"], "model.pretrained=synthetic:5\n"),
+                                        (["--images", "10000"], "model.pretrained=synthetic:1:10000\n")])
+def test_pretrain_command_says_the_line_that_uses_its_trunk(args, line, tmp_path, monkeypatch, capsys):
+    import kpdet.engine.pretrain as module
+    from kpdet.cli import main
+
+    calls = []
+    monkeypatch.setattr(module, "pretrain", lambda *a: calls.append(a) or tmp_path / "trunk.pt")
+    main(["pretrain", *args])
+    epochs, images = calls[0][1], calls[0][-1]  # pretrain(backbone, epochs, cache, ..., images)
+    assert (epochs, images) == synthetic_budget(line.strip().split("=")[1])
+    assert capsys.readouterr().out.endswith(line)
