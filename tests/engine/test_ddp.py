@@ -15,12 +15,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_ddp_matches_single_process_evaluation(tiny_synthetic, tmp_path):
+@pytest.mark.parametrize("backbone", ["resnet18", "hrnet_w18_small"])
+def test_two_process_ddp_matches_single_process_evaluation(backbone, tiny_synthetic, tmp_path):
     args = ["-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
             "tools/train.py",
             "configs/smoke.yaml", *data_overrides(tiny_synthetic), f"work_dir={tmp_path}",
             "train.epochs=1", "train.max_iters_per_epoch=2", "train.batch_size=4",
-            "eval.vis_images=1"]
+            "eval.vis_images=1", f"model.backbone={backbone}"]
     done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     ddp_metrics = json.loads((tmp_path / "metrics.json").read_text())
