@@ -1,4 +1,4 @@
-"""Pretrain a trunk on the embedded synthetic set: kpdet pretrain [--backbone resnet18] [--epochs 1]
+"""Pretrain a trunk on the embedded synthetic set: kpdet pretrain [--backbone resnet18] [--epochs 5]
 
 Trains the synthetic pose task (`--base`, synthetic/focal as shipped) from scratch and caches the
 trunk, which any config then uses with one line: model.pretrained=synthetic (or synthetic:<epochs>,
@@ -10,7 +10,7 @@ build it first with this command.
 
 def add_arguments(parser) -> None:
     parser.add_argument("--backbone", default="resnet18", help="model.backbone of the configs using it")
-    parser.add_argument("--epochs", type=int, default=None, help="pretraining budget (default 1)")
+    parser.add_argument("--epochs", type=int, default=None, help="pretraining budget (default 5)")
     parser.add_argument("--images", type=int, default=None,
                         help="training images generated for it (default 2000: the shipped synthetic set)")
     parser.add_argument("--seed", type=int, default=0)

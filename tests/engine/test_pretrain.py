@@ -104,7 +104,7 @@ def test_trunk_files_fit_every_backbone(backbone, tmp_path):
 
 @pytest.mark.parametrize("args, line", [([], "model.pretrained=synthetic\n"),
                                         (["--epochs", "5"], "model.pretrained=synthetic:5\n"),
-                                        (["--images", "10000"], "model.pretrained=synthetic:1:10000\n")])
+                                        (["--images", "10000"], "model.pretrained=synthetic:5:10000\n")])
 def test_pretrain_command_says_the_line_that_uses_its_trunk(args, line, tmp_path, monkeypatch, capsys):
     import kpdet.engine.pretrain as module
     from kpdet.cli import main
