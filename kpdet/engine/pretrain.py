@@ -38,7 +38,7 @@ CROPS_PER_S_CPU = 12  # the slower 2-core CPU machines (README); for the first-u
 
 class SyntheticBudget(NamedTuple):
     epochs: int
-    images: int = DEFAULT_IMAGES  # training images generated for it (the same steps per epoch scale with it)
+    images: int = DEFAULT_IMAGES  # training images generated for it (an epoch's steps grow with it)
 
 
 def synthetic_budget(pretrained: str | None) -> SyntheticBudget | None:
@@ -84,16 +84,17 @@ def synthetic_trunk(cfg: DictConfig) -> Path | None:
 def resolve_pretrained(cfg: DictConfig) -> DictConfig:
     """`cfg` with model.pretrained=synthetic[:N[:M]] replaced by the cached trunk's path (built if
     missing)."""
-    path = synthetic_trunk(cfg)
-    if path is None:
+    budget = synthetic_budget(cfg.model.pretrained)
+    if budget is None:
         return cfg
-    epochs, images = synthetic_budget(cfg.model.pretrained)
+    (epochs, images), cache = budget, cache_root(cfg.model.pretrained_cache)
+    path = trunk_file(cache, cfg.model.backbone, epochs, images=images)
     if not path.is_file():
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: one process builds it, beforehand
             raise UserError(f"model.pretrained={cfg.model.pretrained}: {path} is not built yet; build it "
                             f"once before torchrun: kpdet pretrain --backbone {cfg.model.backbone} "
                             f"--epochs {epochs} --images {images}")
-        pretrain(cfg.model.backbone, epochs, cache_root(cfg.model.pretrained_cache), images=images)
+        pretrain(cfg.model.backbone, epochs, cache, images=images)
     cfg = copy.deepcopy(cfg)
     cfg.model.pretrained = str(path)
     return cfg
