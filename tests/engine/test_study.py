@@ -363,3 +363,37 @@ def test_a_synthetic_pretrained_run_folder_is_reused_by_its_own_study(tmp_path, 
                                                           "model.pretrained=synthetic:5"])
     with pytest.raises(StudyError, match=r"model.pretrained: .*_e1_s0.pt' -> .*_e5_s0.pt'"):
         check_same_config(run_config(longer.runs()[0]), tmp_path / "config.yaml")
+
+
+@pytest.mark.parametrize("name, focal, mse, budget", [
+    ("openfield_whole_frame", "openfield/focal_whole_frame", "openfield/mse_whole_frame", {}),
+    ("points_focal_vs_mse", "points/focal", "points/mse", {}),
+    ("bottom_up_synthetic_focal_vs_mse", "bottom_up/synthetic_focal", "bottom_up/synthetic_mse", {}),
+    ("synthetic_top_down_10_epochs", "synthetic/focal", "synthetic/mse", {"epochs": 10})])
+def test_issue_24_studies_train_the_shipped_focal_and_mse_recipes(name, focal, mse, budget):
+    # each run is its shipped config, L1 weights included (MSE's 0.002, not focal's 1), but for the
+    # run's folder, seed, the validation cadence and (the top-down reference) the epochs
+    from omegaconf import OmegaConf
+
+    from kpdet.config import load_config
+    from kpdet.engine.study.run import run_config
+    from kpdet.losses import LOSSES
+
+    study = load_study(f"configs/studies/{name}.yaml")
+    assert study.seeds == [0, 1, 2] and study.baseline_label() == "mse"
+    assert sorted(LOSSES.canonical(loss.type) for loss in study.losses) == ["distance_aware_focal", "mse"]
+
+    def recipe(cfg):
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        for key in ("work_dir", "seed", "resume", "loss"):
+            plain.pop(key)
+        plain["train"].pop("val_every_steps")
+        return plain
+
+    for run in study.runs():
+        cfg = run_config(run)
+        shipped = load_config(focal if LOSSES.canonical(run.loss.type) == "distance_aware_focal" else mse,
+                              [f"train.{key}={value}" for key, value in budget.items()])
+        assert LOSSES.canonical(cfg.loss.type) == LOSSES.canonical(shipped.loss.type)
+        assert recipe(cfg) == recipe(shipped), run.name
+        assert cfg.train.val_every_steps and cfg.work_dir.startswith(f"work_dirs/studies/{name}/")
