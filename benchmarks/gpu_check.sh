@@ -3,6 +3,7 @@
 # into one Markdown report.
 #
 #   bash benchmarks/gpu_check.sh [REPORT.md]        (default: benchmarks/gpu_check.md, copied to $OUT)
+#   GPU_CHECK_PART=bottom_up bash benchmarks/gpu_check.sh   (issue 24's studies instead; see the end)
 #
 # Runs, each under its own time limit (a step that overruns is cut and marked so), most wanted first:
 #   1. the CUDA tests (pytest -k cuda: codec encode/decode, device-side targets, Predictor, the
@@ -18,6 +19,9 @@
 #   (order of execution: 1, 2 fp32, 5, 4 new, 2 bf16, 3 fp32, 4 old, 3 bf16: what matters most
 #   first, since the GPU_CHECK_BUDGET_S budget (default 470 s) cuts the rest)
 #   6. with GPU_CHECK_ALL=1, also the loss, codec and inference benchmarks (measured on an H200 before).
+# GPU_CHECK_PART=bottom_up runs issue 24's focal-vs-MSE studies instead, 3 seeds each, 6 runs side
+# by side (budget default 540 s): points, multi-instance pose, its top-down reference, the whole
+# frame on openfield; each study's tables go into the report, its results.md into $OUT.
 # Without CUDA it says so and exits 0. PYTHON picks the interpreter (default: python3).
 # Needs omegaconf, pycocotools and albumentations besides PyTorch; where they are missing
 # (the lent H200 image lacks them) put their wheels in .whl/ and this script installs them into
@@ -32,7 +36,9 @@ set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 REPORT=${1:-benchmarks/gpu_check.md}  # copied into $OUT too when set (the lent machine's way back)
-BUDGET=${GPU_CHECK_BUDGET_S:-470}  # seconds for all steps together
+PART=${GPU_CHECK_PART:-throughput}  # throughput (issue 23) or bottom_up (issue 24)
+[ "$PART" = bottom_up ] && REPORT=${1:-benchmarks/gpu_bottom_up.md}
+BUDGET=${GPU_CHECK_BUDGET_S:-$([ "$PART" = bottom_up ] && echo 540 || echo 470)}  # all steps together
 START=$(date +%s)
 
 if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
@@ -82,6 +88,29 @@ step() {
     echo "CPU cores: $(nproc)"
     echo '```'
 } > "$REPORT"
+
+# Issue 24: the four studies of configs/studies, their data generated once first (not by 6 runs at
+# once), runs under /tmp, 2 loader workers per run (bottom-up samples are augmented on the loader).
+bottom_up_studies() {
+    local root=/tmp/kpdet_gpu_bottom_up gen="from kpdet.data.synthetic import ensure_synthetic"
+    step "Point and pose sets (the configs' own, in the repo's data/)" 120 "$PY" -c "$gen, generate_synthetic; \
+from kpdet.data.points_synthetic import generate_points; import os; \
+print(ensure_synthetic('data/synthetic_points', generate_points, num_train=2000, num_val=200, seed=0)); \
+print(ensure_synthetic('data/synthetic', num_train=2000, num_val=200, seed=0, workers=os.cpu_count()))"
+    local name
+    for name in points_focal_vs_mse bottom_up_synthetic_focal_vs_mse synthetic_top_down_10_epochs \
+                openfield_whole_frame; do
+        step "Study $name (6 runs side by side)" 300 "$PY" tools/compare_losses.py \
+            "configs/studies/$name.yaml" --workers 6 "work_dir=$root/$name" device=cuda data.num_workers=2
+        [ -n "${OUT:-}" ] && [ -f "$root/$name/results.md" ] && cp "$root/$name/results.md" "$OUT/$name.md"
+    done
+}
+if [ "$PART" = bottom_up ]; then
+    bottom_up_studies
+    echo >> "$REPORT"; echo "Total $(( $(date +%s) - START )) s." >> "$REPORT"
+    [ -n "${OUT:-}" ] && cp "$REPORT" "$OUT/" 2>/dev/null
+    echo "gpu_check: report in $REPORT"; exit 0
+fi
 
 SYNTH=/tmp/kpdet_gpu_synthetic
 DATA="data.synthetic.root=$SYNTH data.synthetic.num_train=1024 data.synthetic.num_val=32
