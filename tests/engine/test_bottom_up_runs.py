@@ -99,8 +99,8 @@ def test_a_loss_study_on_points_ranks_by_the_point_metric(tiny_points, tmp_path)
     assert "Ranked by F1@3" in report
     # points have no per-keypoint predictions: no empty PCK-curve plot, and the report lists what it drew
     assert not (tmp_path / "default_pck_curve.png").exists()
-    assert (tmp_path / "default_F13_vs_step.png").exists()
-    assert "Plots: `default_F13_vs_step.png`" in report and "pck_curve" not in report
+    assert (tmp_path / "default_F1_at_3_vs_step.png").exists()
+    assert "Plots: `default_F1_at_3_vs_step.png`" in report and "pck_curve" not in report
     saved = np.load(tmp_path / "default" / "daf" / "seed0" / "predictions.npz")
     annotations = json.loads((tiny_points / "train.json").read_text())["annotations"]
     assert saved["gt_points"].shape == (len(annotations), 2) and len(saved["points"]) == len(saved["scores"])

@@ -113,7 +113,7 @@ def test_an_interrupted_study_resumes_without_redoing_finished_runs(tiny_synthet
     assert [(r["dataset"], r["seed"]) for r in table] == [("tiny", "0"), ("tiny", "0")]
     assert {"AP", "PCK@0.1", "EPE", "wall_s", "images_per_s", "PCK@0.1/nose"} <= set(table[0])
     assert all((tmp_path / "study" / f"tiny_{p}.png").stat().st_size > 5000
-               for p in ("pck_curve", "PCK0.1_vs_step", "per_keypoint_epe"))
+               for p in ("pck_curve", "PCK_at_0.1_vs_step", "per_keypoint_epe"))
 
 
 @pytest.mark.slow

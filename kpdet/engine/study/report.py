@@ -187,7 +187,7 @@ def _groups(rows: list[dict], key: str = "loss") -> dict[str, list[dict]]:
 
 
 def _safe(metric: str) -> str:
-    return metric.replace("@", "").replace("/", "_")
+    return metric.replace("@", "_at_").replace("/", "_")  # F1@3 -> F1_at_3, not F13
 
 
 def _num(value: float, digits: int = 3, signed: bool = False) -> str:
