@@ -397,3 +397,23 @@ def test_issue_24_studies_train_the_shipped_focal_and_mse_recipes(name, focal, m
         assert LOSSES.canonical(cfg.loss.type) == LOSSES.canonical(shipped.loss.type)
         assert recipe(cfg) == recipe(shipped), run.name
         assert cfg.train.val_every_steps and cfg.work_dir.startswith(f"work_dirs/studies/{name}/")
+
+
+def test_whole_frame_pretrained_study_reuses_the_scratch_runs_and_only_adds_the_trunk():
+    from kpdet.engine.study.run import run_config
+
+    scratch = {r.name: r for r in load_study("configs/studies/openfield_whole_frame.yaml").runs()}
+    study = load_study("configs/studies/openfield_whole_frame_pretrained.yaml")
+    added = [run for run in study.runs() if run.name not in scratch]
+    assert len(added) == 6 and {run.loss.label for run in added} == {"synthetic5_daf", "synthetic5_mse"}
+    for run in study.runs():
+        if run.name in scratch:  # the very same folder and config: trained once
+            twin = scratch[run.name]
+            assert (run.work_dir, run.overrides, run.base) == (twin.work_dir, twin.overrides, twin.base)
+            continue
+        cfg = run_config(run)
+        same_loss = next(r for r in scratch.values() if r.loss.type == run.loss.type and r.seed == run.seed)
+        reference = run_config(same_loss)
+        assert cfg.model.pretrained == "synthetic:5" and reference.model.pretrained is None
+        reference.model.pretrained, reference.work_dir = cfg.model.pretrained, cfg.work_dir
+        assert cfg == reference, run.name
