@@ -89,6 +89,10 @@ step() {
     echo '```'
 } > "$REPORT"
 
+OPENFIELD=${OPENFIELD:-../shared/data/dlc_openfield}
+OF="data.train.ann_file=$OPENFIELD/train.json data.train.img_dir=$OPENFIELD/images
+    data.val.ann_file=$OPENFIELD/test.json data.val.img_dir=$OPENFIELD/images"
+
 # Issue 24: the four studies of configs/studies, their data generated once first (not by 6 runs at
 # once), runs under /tmp, 2 loader workers per run (bottom-up samples are augmented on the loader).
 bottom_up_studies() {
@@ -100,8 +104,10 @@ print(ensure_synthetic('data/synthetic', num_train=2000, num_val=200, seed=0, wo
     local name
     for name in points_focal_vs_mse bottom_up_synthetic_focal_vs_mse synthetic_top_down_10_epochs \
                 openfield_whole_frame; do
+        local data=""; [ "$name" = openfield_whole_frame ] && data=$OF
+        # shellcheck disable=SC2086
         step "Study $name (6 runs side by side)" 300 "$PY" tools/compare_losses.py \
-            "configs/studies/$name.yaml" --workers 6 "work_dir=$root/$name" device=cuda data.num_workers=2
+            "configs/studies/$name.yaml" --workers 6 "work_dir=$root/$name" device=cuda data.num_workers=2 $data
         [ -n "${OUT:-}" ] && [ -f "$root/$name/results.md" ] && cp "$root/$name/results.md" "$OUT/$name.md"
     done
 }
@@ -127,9 +133,6 @@ step "CUDA tests" 90 "$PY" -m pytest -q -x -k cuda tests/codecs/test_gaussian.py
 # shellcheck disable=SC2086
 step "Training throughput, synthetic 192x256: fp32, the four data paths" 75 "$PY" $TRAIN
 
-OPENFIELD=${OPENFIELD:-../shared/data/dlc_openfield}
-OF="data.train.ann_file=$OPENFIELD/train.json data.train.img_dir=$OPENFIELD/images
-    data.val.ann_file=$OPENFIELD/test.json data.val.img_dir=$OPENFIELD/images"
 PROFILE="benchmarks/run_profile.py --config configs/openfield/focal.yaml device=cuda train.epochs=18
          train.val_every_steps=26 $OF"
 HAVE_OF=0; [ -f "$OPENFIELD/train.json" ] && HAVE_OF=1
