@@ -96,9 +96,9 @@ OF="data.train.ann_file=$OPENFIELD/train.json data.train.img_dir=$OPENFIELD/imag
 # Issue 24: the four studies of configs/studies, their data generated once first (not by 6 runs at
 # once), runs under /tmp, 2 loader workers per run (bottom-up samples are augmented on the loader).
 bottom_up_studies() {
-    local root=/tmp/kpdet_gpu_bottom_up gen="from kpdet.data.synthetic import ensure_synthetic"
-    step "Point and pose sets (the configs' own, in the repo's data/)" 120 "$PY" -c "$gen, generate_synthetic; \
-from kpdet.data.points_synthetic import generate_points; import os; \
+    local root=/tmp/kpdet_gpu_bottom_up
+    step "Point and pose sets (the configs' own, in the repo's data/)" 120 "$PY" -c "import os; \
+from kpdet.data.synthetic import ensure_synthetic; from kpdet.data.points_synthetic import generate_points; \
 print(ensure_synthetic('data/synthetic_points', generate_points, num_train=2000, num_val=200, seed=0)); \
 print(ensure_synthetic('data/synthetic', num_train=2000, num_val=200, seed=0, workers=os.cpu_count()))"
     local name
